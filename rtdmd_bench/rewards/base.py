@@ -1,0 +1,103 @@
+"""The reward contract shared by evaluation and training.
+
+A reward is an ``nn.Module`` with a class-level ``spec``. ``forward(images, prompts, metadata=None)``
+takes images float32 ``[B,3,H,W]`` RGB in ``[0,1]`` and returns ``RewardOutput(scores [B], valid [B] bool,
+parts {name: [B]})`` in the paper's raw units. Under ``torch.is_grad_enabled()`` and ``spec.differentiable``
+the score keeps the graph to the pixels (reward back-propagation); otherwise evaluation first quantises to
+uint8 exactly like the saved PNG (``quantize``) so scoring an in-memory image equals scoring its file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from rtdmd_bench.rewards.spec import RewardSpec
+
+
+class RewardInputError(ValueError):
+    """Images or prompts that violate the reward contract."""
+
+
+@dataclass
+class RewardOutput:
+    """Per-image scores. ``scores``/``valid`` are ``[B]``; ``parts`` holds named ``[B]`` sub-scores;
+    ``extras`` holds per-image non-tensor details (e.g. GenEval reasons) as lists of length B."""
+
+    scores: torch.Tensor
+    valid: torch.Tensor
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)
+    extras: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """``round(x*255)/255``: the exact values a saved 8-bit PNG holds. ``[B,3,H,W]`` -> same shape."""
+    return torch.round(images.clamp(0, 1) * 255.0) / 255.0
+
+
+def check_inputs(images: torch.Tensor, prompts: Sequence[str] | None, metadata: Sequence[Mapping] | None,
+                 spec: RewardSpec) -> None:
+    """Raise RewardInputError on anything outside the contract (shape, range, NaN, lengths)."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise RewardInputError(f"{spec.name}: images must be a float tensor [B,3,H,W], got {shape}")
+    if not images.is_floating_point():
+        raise RewardInputError(f"{spec.name}: images must be float in [0,1], got dtype {images.dtype}")
+    if images.shape[0] == 0:
+        raise RewardInputError(f"{spec.name}: empty batch")
+    with torch.no_grad():
+        if torch.isnan(images).any():
+            raise RewardInputError(f"{spec.name}: images contain NaN")
+        lo, hi = float(images.min()), float(images.max())
+    if lo < -1e-4 or hi > 1 + 1e-4:
+        raise RewardInputError(f"{spec.name}: images must be in [0,1], got range [{lo:.4g}, {hi:.4g}]")
+    b = images.shape[0]
+    if spec.needs_prompt:
+        if prompts is None or len(prompts) == 0:
+            raise RewardInputError(f"{spec.name}: needs one prompt per image, got none")
+        if len(prompts) != b:
+            raise RewardInputError(f"{spec.name}: {b} images but {len(prompts)} prompts")
+    if spec.needs_metadata:
+        if metadata is None or len(metadata) != b:
+            n = 0 if metadata is None else len(metadata)
+            raise RewardInputError(f"{spec.name}: needs one metadata record per image, got {n} for {b} images")
+    elif metadata is not None and len(metadata) != b:
+        raise RewardInputError(f"{spec.name}: {b} images but {len(metadata)} metadata records")
+
+
+class Reward(nn.Module):
+    """Base class: subclasses set ``spec`` and implement ``score(images, prompts, metadata)``.
+
+    ``forward`` validates inputs, quantises on the evaluation path and marks non-finite scores invalid.
+    Parameters are frozen and the module stays in eval mode (dropout heads).
+    """
+
+    spec: ClassVar[RewardSpec]
+
+    def forward(self, images: torch.Tensor, prompts: Sequence[str] | None = None,
+                metadata: Sequence[Mapping] | None = None) -> RewardOutput:
+        check_inputs(images, prompts, metadata, self.spec)
+        grad_path = torch.is_grad_enabled() and self.spec.differentiable and images.requires_grad
+        if not grad_path:
+            images = quantize(images.detach())
+        out = self.score(images.float(), list(prompts) if prompts is not None else None,
+                         list(metadata) if metadata is not None else None)
+        finite = torch.isfinite(out.scores.detach())
+        out.valid = out.valid & finite
+        return out
+
+    def score(self, images: torch.Tensor, prompts: list[str] | None, metadata: list[Mapping] | None) -> RewardOutput:
+        raise NotImplementedError
+
+    def freeze(self) -> Reward:
+        """Freeze parameters and switch to eval mode; returns self."""
+        self.requires_grad_(False)
+        self.eval()
+        return self
+
+    def train(self, mode: bool = True) -> Reward:  # rewards never leave eval mode
+        return super().train(False)

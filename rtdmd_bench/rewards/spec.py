@@ -1,0 +1,47 @@
+"""Reward metadata (no torch import): what ``rtdmd-bench list rewards`` shows and tests verify."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rtdmd_bench.registry import Spec
+
+
+@dataclass(frozen=True)
+class RewardSpec(Spec):
+    """Declared metadata of a scorer.
+
+    Attributes:
+        version: scorer version shown on leaderboards (e.g. ``hpsv2.1``); bump when scores change.
+        units: what the raw number is (``cosine``, ``logit_scale*cosine``, ``z-score``, ``accuracy``...).
+        higher_is_better: direction for leaderboards and regression gates.
+        differentiable: the forward keeps a graph to the input pixels (verified by tests).
+        value_range: hard bounds of the score, or None when unbounded.
+        typical_range: range seen in published tables, for sanity warnings.
+        needs_prompt / needs_metadata: required inputs.
+        weight_files: files under the weights root the scorer loads (relative paths).
+        fetch: ``(hub repo id, filename or "" for the whole repo, destination under the root)`` triples.
+        available: False for known-but-unavailable scorers; ``unavailable_reason`` says why.
+    """
+
+    version: str = "1"
+    units: str = ""
+    higher_is_better: bool = True
+    differentiable: bool = False
+    value_range: tuple[float, float] | None = None
+    typical_range: tuple[float, float] | None = None
+    needs_prompt: bool = True
+    needs_metadata: bool = False
+    weight_files: tuple[str, ...] = ()
+    fetch: tuple[tuple[str, str, str], ...] = ()
+    available: bool = True
+    unavailable_reason: str = ""
+
+    def summary(self) -> dict[str, str]:
+        return {
+            "version": self.version,
+            "units": self.units,
+            "dir": "↑" if self.higher_is_better else "↓",
+            "grad": "yes" if self.differentiable else "no",
+            "status": "ok" if self.available else f"unavailable: {self.unavailable_reason}",
+        }
