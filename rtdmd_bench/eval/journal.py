@@ -1,0 +1,105 @@
+"""Crash-safe sample records: per-rank append-only journals merged into ``samples.jsonl``.
+
+Each rank appends one complete JSON line per finished image (write + flush + fsync) to
+``journal/rank-R.jsonl``. A SIGKILL can leave at most one truncated final line, which readers drop and
+writers cut off before appending. The final ``samples.jsonl`` is the merge of every journal and of any
+previous ``samples.jsonl`` (later records for the same (suite, prompt_id, sample_idx) extend earlier ones),
+written atomically and sorted, so it never holds duplicate lines whatever the number of interruptions,
+resumes or world sizes involved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+Key = tuple[str, int, int]
+
+
+def record_key(rec: dict[str, Any]) -> Key:
+    return (rec["suite"], int(rec["prompt_id"]), int(rec["sample_idx"]))
+
+
+def read_jsonl(path: Path, strict: bool = False) -> Iterator[dict[str, Any]]:
+    """Yield objects from a JSONL file. A truncated LAST line (crash mid-write) is skipped; a bad line
+    elsewhere raises ValueError naming the file and line (or is skipped when ``strict`` is False and it is
+    the last line)."""
+    if not path.is_file():
+        return
+    lines = path.read_bytes().split(b"\n")
+    for i, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            if i == len(lines) and not strict:  # unterminated final line: interrupted write
+                return
+            raise ValueError(f"{path}:{i}: corrupt JSON line ({exc.msg})") from None
+        yield obj
+
+
+def merge_records(records: Iterable[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
+    """Merge records by key: scalar fields from the latest, per-reward dicts (scores/valid/parts/extras) unioned."""
+    merged: dict[Key, dict[str, Any]] = {}
+    for rec in records:
+        key = record_key(rec)
+        old = merged.get(key)
+        if old is None or old.get("image_sha256") != rec.get("image_sha256"):
+            merged[key] = json.loads(json.dumps(rec))
+            continue
+        for field in ("scores", "valid", "parts", "extras"):
+            old.setdefault(field, {}).update(rec.get(field, {}))
+        for k, v in rec.items():
+            if k not in ("scores", "valid", "parts", "extras"):
+                old[k] = v
+    return merged
+
+
+class Journal:
+    """Append-only, fsynced JSONL writer for one rank."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair()
+        self._fh = open(self.path, "ab")
+
+    def _repair(self) -> None:
+        """Cut a truncated final line left by a crash so the next append starts on a fresh line."""
+        if not self.path.is_file():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(self.path, "r+b") as fh:
+                fh.truncate(data.rfind(b"\n") + 1)
+
+    def append(self, rec: dict[str, Any]) -> None:
+        line = json.dumps(rec, sort_keys=True, allow_nan=False).encode() + b"\n"
+        self._fh.write(line)  # one write per line: never interleaved with another record
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def load_all(run_dir: Path) -> dict[Key, dict[str, Any]]:
+    """Every record known for ``run_dir``: samples.jsonl first, then all rank journals."""
+    sources = [run_dir / "samples.jsonl"] + sorted((run_dir / "journal").glob("rank-*.jsonl"))
+    return merge_records(rec for src in sources for rec in read_jsonl(src))
+
+
+def write_samples(run_dir: Path, merged: dict[Key, dict[str, Any]]) -> Path:
+    """Atomically write the sorted, de-duplicated ``samples.jsonl``; then drop the merged journals."""
+    from rtdmd_bench.io import atomic_write_text
+
+    lines = [json.dumps(merged[k], sort_keys=True, allow_nan=False) for k in sorted(merged)]
+    path = run_dir / "samples.jsonl"
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    for journal in (run_dir / "journal").glob("rank-*.jsonl"):
+        journal.unlink()
+    return path

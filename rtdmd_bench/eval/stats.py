@@ -1,0 +1,60 @@
+"""Statistics over per-image scores grouped by prompt (numpy only).
+
+The unit of resampling is the PROMPT: images of one prompt are correlated (same text), so the CI of a mean
+over images resamples prompts with replacement and recomputes the image-weighted mean (cluster bootstrap).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+DEFAULT_RESAMPLES = 1000
+
+
+def grouped_mean(sums: np.ndarray, counts: np.ndarray) -> float:
+    """Image-weighted mean from per-prompt sums and counts."""
+    total = counts.sum()
+    return float(sums.sum() / total) if total else float("nan")
+
+
+def bootstrap_ci(values_by_prompt: Sequence[Sequence[float]], n_resamples: int = DEFAULT_RESAMPLES,
+                 seed: int = 0, level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile bootstrap CI of the image-weighted mean, resampling prompts with replacement.
+
+    Args:
+        values_by_prompt: one sequence of valid scores per prompt (empty prompts are ignored).
+        n_resamples: bootstrap resamples R.
+        seed: RNG seed (the CI is a deterministic function of the data and the seed).
+        level: confidence level.
+
+    Returns:
+        ``(lo, hi)``, or None with fewer than 2 non-empty prompts (no spread to estimate). With one resample
+        matrix ``idx [R, P]``: ``stat_r = sum_p sums[idx_rp] / sum_p counts[idx_rp]``.
+    """
+    groups = [np.asarray(v, dtype=np.float64) for v in values_by_prompt if len(v)]
+    if len(groups) < 2:
+        return None
+    sums = np.array([g.sum() for g in groups])
+    counts = np.array([len(g) for g in groups], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(groups), size=(n_resamples, len(groups)))
+    stats = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    tail = (1.0 - level) / 2.0
+    lo, hi = np.quantile(stats, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
+def summarize(values_by_prompt: Sequence[Sequence[float]], n_resamples: int = DEFAULT_RESAMPLES,
+              seed: int = 0) -> dict[str, float | int | list[float] | None]:
+    """``{mean, ci95, std, n, n_prompts}`` of valid scores grouped by prompt."""
+    flat = np.concatenate([np.asarray(v, dtype=np.float64) for v in values_by_prompt if len(v)] or [np.zeros(0)])
+    ci = bootstrap_ci(values_by_prompt, n_resamples, seed)
+    return {
+        "mean": float(flat.mean()) if flat.size else None,
+        "ci95": list(ci) if ci is not None else None,
+        "std": float(flat.std()) if flat.size else None,
+        "n": int(flat.size),
+        "n_prompts": sum(1 for v in values_by_prompt if len(v)),
+    }

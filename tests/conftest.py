@@ -1,0 +1,77 @@
+"""Test rules for the whole suite: CPU only, no network (sockets blocked, HF offline), tiny weights once."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+# Offline before anything imports huggingface_hub / transformers / diffusers.
+for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DIFFUSERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ[_var] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import rtdmd_bench  # noqa: E402,F401  (installs the torchvision shim hook before any torchvision import)
+
+
+class NetworkBlocked(RuntimeError):
+    """Raised when a test tries to reach the network."""
+
+
+_real_connect = socket.socket.connect
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _is_local(address) -> bool:
+    if isinstance(address, (str, bytes)):  # AF_UNIX path
+        return True
+    host = address[0] if isinstance(address, tuple) and address else ""
+    return host in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "") or str(host).startswith("127.")
+
+
+def _guarded_connect(self, address):
+    if not _is_local(address):
+        raise NetworkBlocked(f"test tried to connect to {address!r}")
+    return _real_connect(self, address)
+
+
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    if host not in (None, "localhost", "127.0.0.1", "::1", "0.0.0.0") and not str(host).startswith("127."):
+        raise NetworkBlocked(f"test tried to resolve {host!r}")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _torch_threads():
+    import torch
+
+    torch.set_num_threads(2)
+    yield
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> str:
+    """Root of tiny random weights for every model and reward, written once per test session through
+    the production writer; also exported so ``--weights tiny`` in CLI tests resolves to it."""
+    from rtdmd_bench.testing import write_tiny_weights
+
+    root = tmp_path_factory.mktemp("tiny-weights")
+    write_tiny_weights(root)
+    os.environ["RTDMD_BENCH_TINY_WEIGHTS"] = str(root)
+    return str(root)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep the user cache out of tests (prompts imports, tiny weights built on demand)."""
+    cache = tmp_path_factory.getbasetemp() / "rtdmd-cache"
+    monkeypatch.setenv("RTDMD_BENCH_CACHE", str(cache))
+    monkeypatch.setenv("RTDMD_BENCH_DATA", str(cache / "data"))
+    yield
