@@ -1,0 +1,101 @@
+"""Group-relative advantages and the clipped policy-ratio loss (ALGORITHM.md §4.5, §4.7).
+
+No collective calls here: for a global statistic the caller gathers the epoch's rewards from all ranks,
+calls ``group_advantages`` on the full batch and keeps its local slice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+
+def _group_mean(r: Tensor, group_ids: Tensor) -> Tensor:
+    """Per-sample mean of ``r`` over the samples sharing its group id. ``[N] -> [N]``."""
+    _, inverse = torch.unique(group_ids, return_inverse=True)
+    n_groups = int(inverse.max()) + 1
+    sums = torch.zeros(n_groups, dtype=r.dtype, device=r.device).index_add_(0, inverse, r)
+    counts = torch.zeros(n_groups, dtype=r.dtype, device=r.device).index_add_(0, inverse, torch.ones_like(r))
+    return (sums / counts)[inverse]
+
+
+def _group_std(r: Tensor, group_ids: Tensor) -> Tensor:
+    """Per-sample population std (ddof 0) of ``r`` within its group. ``[N] -> [N]``."""
+    centred = r - _group_mean(r, group_ids)
+    return _group_mean(centred * centred, group_ids).sqrt()
+
+
+def group_advantages(rewards: Mapping[str, Tensor], weights: Mapping[str, float], group_ids: Tensor,
+                     global_std: bool = True, eps: float = 1e-4) -> Tensor:
+    """Weighted per-reward group-relative advantages, re-standardised globally (eq. 4.1).
+
+        A_k[i] = (r_k[i] − mean_{j∈group(i)} r_k[j]) / (std(r_k) + eps)    std: global (ddof 0), or per group
+        A      = Σ_k w_k A_k
+        A      = (A − mean(A)) / (std(A) + eps)
+
+    Each ``A_k`` has zero mean within every group; the result has mean ≈ 0 and std ≈ 1 over the batch.
+    Tiling over the T trained steps (identical columns) is the caller's ``A[:, None].expand(-1, T)``.
+
+    Args:
+        rewards: name -> ``[N]`` scores of the whole epoch batch (all ranks).
+        weights: name -> weight; every weighted name must be in ``rewards`` (extra rewards are ignored).
+        group_ids: ``[N]`` integer prompt-group ids (same prompt string = same id).
+        global_std: ``per_prompt_global_std``: divide by the batch std instead of the group std.
+        eps: added to both standard deviations.
+
+    Returns:
+        ``[N]`` float32 advantages.
+    """
+    missing = [k for k in weights if k not in rewards]
+    if missing:
+        raise KeyError(f"advantage weights name rewards that were not computed: {missing}")
+    total = None
+    for name, w in weights.items():
+        r = rewards[name].detach().float().reshape(-1)
+        std = r.std(unbiased=False) if global_std else _group_std(r, group_ids)
+        a_k = (r - _group_mean(r, group_ids)) / (std + eps)
+        total = w * a_k if total is None else total + w * a_k
+    if total is None:
+        raise ValueError("group_advantages needs at least one weighted reward")
+    return (total - total.mean()) / (total.std(unbiased=False) + eps)
+
+
+def clipped_policy_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, clip_range: tuple[float, float] = (1e-5, 1e-5),
+                        adv_clip: float = 5.0) -> tuple[Tensor, dict[str, Tensor]]:
+    """PPO clipped surrogate on per-sample log-probabilities (eq. 4.2).
+
+        r = exp(logp − old_logp),  Â = clamp(adv, −adv_clip, adv_clip)
+        L = mean_b max(−Â·r, −Â·clamp(r, 1−ε_lo, 1+ε_hi))
+
+    Inside the clip range ``∂L/∂logp_b = −Â_b·r_b/B``; for ``Â>0, r>1+ε_hi`` and ``Â<0, r<1−ε_lo`` the
+    gradient is exactly zero.
+
+    Args:
+        logp: ``[B]`` log-probs under the current policy (with grad).
+        old_logp: ``[B]`` log-probs stored at sampling time.
+        adv: ``[B]`` advantages.
+        clip_range: ``(ε_lo, ε_hi)``.
+        adv_clip: ``adv_clip_max``.
+
+    Returns:
+        ``(loss, metrics)``: scalar; detached ``clip_frac`` (share of samples with r outside the range),
+        ``ratio_mean``, ``ratio_min``, ``ratio_max``, ``approx_kl`` (0.5·mean((logp − old)²)).
+    """
+    log_ratio = logp.float() - old_logp.float().detach()
+    ratio = torch.exp(log_ratio)
+    a = adv.float().detach().clamp(-adv_clip, adv_clip)
+    lo, hi = 1.0 - clip_range[0], 1.0 + clip_range[1]
+    unclipped = -a * ratio
+    clipped = -a * torch.clamp(ratio, lo, hi)
+    loss = torch.maximum(unclipped, clipped).mean()
+    with torch.no_grad():
+        metrics = {
+            "clip_frac": ((ratio < lo) | (ratio > hi)).float().mean(),
+            "ratio_mean": ratio.mean(),
+            "ratio_min": ratio.min(),
+            "ratio_max": ratio.max(),
+            "approx_kl": 0.5 * (log_ratio ** 2).mean(),
+        }
+    return loss, metrics
