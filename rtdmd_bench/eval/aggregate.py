@@ -1,0 +1,62 @@
+"""Per-image records -> the ``results`` section of results.json (see eval/schema.py for every key)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+from rtdmd_bench.eval.stats import summarize
+
+
+def _by_prompt(recs: list[dict[str, Any]], reward: str) -> tuple[dict[int, list[float]], int]:
+    groups: dict[int, list[float]] = defaultdict(list)
+    invalid = 0
+    for rec in recs:
+        value = rec.get("scores", {}).get(reward)
+        ok = rec.get("valid", {}).get(reward, False)
+        if ok and value is not None and math.isfinite(value):
+            groups[rec["prompt_id"]].append(float(value))
+        else:
+            invalid += 1
+    return groups, invalid
+
+
+def _tags(recs: list[dict[str, Any]], reward: str, resamples: int, seed: int) -> dict[str, dict[str, Any]]:
+    by_tag: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for rec in recs:
+        if rec.get("tag") is not None:
+            by_tag[rec["tag"]].append(rec)
+    out = {}
+    for tag in sorted(by_tag):
+        groups, _ = _by_prompt(by_tag[tag], reward)
+        s = summarize(list(groups.values()), resamples, seed)
+        out[tag] = {"mean": s["mean"], "ci95": s["ci95"], "n": s["n"]}
+    return out
+
+
+def _prompt_level(groups: dict[int, list[float]]) -> float | None:
+    """For 0/1 scores: fraction of prompts with at least one correct image (GenEval's prompt-level number)."""
+    values = [v for g in groups.values() for v in g]
+    if not values or any(v not in (0.0, 1.0) for v in values):
+        return None
+    return sum(1 for g in groups.values() if max(g) == 1.0) / len(groups)
+
+
+def entry(recs: list[dict[str, Any]], suite_spec: Any, reward_spec: Any, resamples: int,
+          seed: int = 0) -> dict[str, Any]:
+    """Statistics of one (suite, reward) over the plan's records (invalid scores counted, excluded)."""
+    groups, invalid = _by_prompt(recs, reward_spec.name)
+    stats = summarize(list(groups.values()), resamples, seed)
+    tags = _tags(recs, reward_spec.name, resamples, seed) if suite_spec.tag_field else {}
+    tag_means = [t["mean"] for t in tags.values() if t["mean"] is not None]
+    headline = getattr(reward_spec, "headline", "mean")
+    return {
+        "suite": suite_spec.name, "suite_version": suite_spec.version,
+        "reward": reward_spec.name, "reward_version": reward_spec.version,
+        "units": reward_spec.units, "higher_is_better": reward_spec.higher_is_better,
+        **stats, "n_invalid": invalid, "tags": tags,
+        "macro_over_tags": sum(tag_means) / len(tag_means) if tag_means else None,
+        "prompt_level": _prompt_level(groups),
+        "headline": headline if headline in ("mean", "macro_over_tags") else "mean",
+    }

@@ -1,0 +1,52 @@
+"""Evaluation sharding under ``torchrun``: rank/world from the environment, one barrier, per-rank counters.
+
+Evaluation needs no collective but a final barrier: every rank writes its own journal and counters, rank 0
+merges them. The process group itself (gloo on CPU, nccl on GPU) is owned by ``training/parallel.py``, the
+only module that touches torch.distributed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from rtdmd_bench.io import atomic_write_json
+
+
+def rank_world() -> tuple[int, int]:
+    """``(RANK, WORLD_SIZE)`` as set by torchrun; ``(0, 1)`` for a plain process."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def init_if_needed(world: int) -> None:
+    if world > 1:
+        from rtdmd_bench.training import parallel
+
+        parallel.init_process_group()
+
+
+def barrier(world: int) -> None:
+    if world > 1:
+        from rtdmd_bench.training import parallel
+
+        parallel.barrier()
+
+
+def write_rank_stats(out: Path, rank: int, stats: dict[str, float]) -> None:
+    atomic_write_json(out / "journal" / f"rank-{rank}.stats.json", stats)
+
+
+def collect_rank_stats(out: Path, world: int) -> dict[str, float]:
+    """Sum the ranks' counters; ``max_generation_time_s`` is the slowest rank (throughput denominator)."""
+    total: dict[str, float] = {}
+    slowest = 0.0
+    for rank in range(world):
+        path = out / "journal" / f"rank-{rank}.stats.json"
+        stats = json.loads(path.read_text()) if path.is_file() else {}
+        for k, v in stats.items():
+            total[k] = total.get(k, 0) + v
+        slowest = max(slowest, stats.get("generation_time_s", 0.0))
+        path.unlink(missing_ok=True)
+    total["max_generation_time_s"] = slowest
+    return total
