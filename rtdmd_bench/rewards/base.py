@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from rtdmd_bench.rewards.preprocess import TextFeatureCache
 from rtdmd_bench.rewards.spec import RewardSpec
 
 
@@ -82,16 +83,32 @@ class Reward(nn.Module):
                 metadata: Sequence[Mapping] | None = None) -> RewardOutput:
         check_inputs(images, prompts, metadata, self.spec)
         grad_path = torch.is_grad_enabled() and self.spec.differentiable and images.requires_grad
-        if not grad_path:
-            images = quantize(images.detach())
-        out = self.score(images.float(), list(prompts) if prompts is not None else None,
-                         list(metadata) if metadata is not None else None)
+        prompts = list(prompts) if prompts is not None else None
+        metadata = list(metadata) if metadata is not None else None
+        if grad_path:
+            out = self.score(images.float(), prompts, metadata)
+        else:
+            with torch.inference_mode():
+                out = self.score(quantize(images.detach()).float(), prompts, metadata)
         finite = torch.isfinite(out.scores.detach())
         out.valid = out.valid & finite
         return out
 
+    @property
+    def grad_path(self) -> bool:
+        """True inside ``score`` when the caller wants gradients (set per call by ``forward``)."""
+        return torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+
     def score(self, images: torch.Tensor, prompts: list[str] | None, metadata: list[Mapping] | None) -> RewardOutput:
         raise NotImplementedError
+
+    def _apply(self, fn, recurse=True):
+        # Cached text features live outside the parameter tree: drop them on .to()/.half() so they are
+        # recomputed on the new device/dtype instead of silently mixing precisions.
+        for value in vars(self).values():
+            if isinstance(value, TextFeatureCache):
+                value.clear()
+        return super()._apply(fn, recurse)
 
     def freeze(self) -> Reward:
         """Freeze parameters and switch to eval mode; returns self."""
