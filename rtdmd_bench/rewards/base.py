@@ -57,11 +57,12 @@ def check_inputs(images: torch.Tensor, prompts: Sequence[str] | None, metadata: 
     if lo < -1e-4 or hi > 1 + 1e-4:
         raise RewardInputError(f"{spec.name}: images must be in [0,1], got range [{lo:.4g}, {hi:.4g}]")
     b = images.shape[0]
-    if spec.needs_prompt:
-        if prompts is None or len(prompts) == 0:
-            raise RewardInputError(f"{spec.name}: needs one prompt per image, got none")
-        if len(prompts) != b:
-            raise RewardInputError(f"{spec.name}: {b} images but {len(prompts)} prompts")
+    if spec.needs_prompt and (prompts is None or len(prompts) == 0):
+        raise RewardInputError(f"{spec.name}: needs one prompt per image, got none")
+    if prompts is not None and len(prompts) != b:  # also for prompt-free scorers: a caller bug either way
+        raise RewardInputError(f"{spec.name}: {b} images but {len(prompts)} prompts")
+    if prompts is not None and not all(isinstance(p, str) for p in prompts):
+        raise RewardInputError(f"{spec.name}: prompts must be strings")
     if spec.needs_metadata:
         if metadata is None or len(metadata) != b:
             n = 0 if metadata is None else len(metadata)
