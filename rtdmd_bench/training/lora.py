@@ -1,0 +1,138 @@
+"""LoRA on the generator and the fake score (ALGORITHM.md §3.1, §4.1, pitfall P8) and its export format.
+
+Injection uses peft (``inject_adapter_in_model``) with the per-family target modules of §3.1; every non-LoRA
+parameter is frozen. Export writes the reference's LoRA-only ``.pt`` (``lora_A``/``lora_B`` weights, peft key
+names without the adapter name) plus ``adapter_config.json`` holding ``r``/``lora_alpha``/``target_modules``
+in the same folder; ``rtdmd-bench eval --model NAME --lora FILE`` merges it as ``W += (α/r)·B·A``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from rtdmd_bench.io import atomic_write_bytes, atomic_write_json
+from rtdmd_bench.training.ema import strip_prefixes
+
+_SD3_FLUX1 = ("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "attn.add_q_proj", "attn.add_k_proj",
+              "attn.add_v_proj", "attn.to_add_out")
+_FLUX2 = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out",
+          "to_qkv_mlp_proj")
+ADAPTER = "default"
+
+
+def lora_targets(family: str, net: nn.Module) -> list[str]:
+    """peft ``target_modules`` of a family (§3.1). FLUX.2 adds ``single_transformer_blocks.{i}.attn.to_out``."""
+    if family in ("sd3", "sd35", "flux1"):
+        return list(_SD3_FLUX1)
+    if family == "flux2_klein":
+        n_single = len(getattr(net, "single_transformer_blocks", ()))
+        return list(_FLUX2) + [f"single_transformer_blocks.{i}.attn.to_out" for i in range(n_single)]
+    raise KeyError(f"no LoRA target table for family {family!r}; set Backbone.lora_targets explicitly")
+
+
+def inject_lora(net: nn.Module, targets: Sequence[str], rank: int, alpha: float, seed: int = 0) -> nn.Module:
+    """Add a fresh peft LoRA (gaussian init: ``A ~ N(0, 1/r)``, ``B = 0``) and freeze everything else.
+
+    The output equals the base model's until B moves. ``seed`` fixes the A init (same on every rank).
+    """
+    from peft import LoraConfig, inject_adapter_in_model
+
+    cfg = LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=list(targets))
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        net = inject_adapter_in_model(cfg, net, adapter_name=ADAPTER)
+    finally:
+        torch.random.set_rng_state(state)
+    for name, p in net.named_parameters():
+        p.requires_grad_("lora_" in name)
+    return net
+
+
+def _lora_layers(net: nn.Module) -> Iterator[nn.Module]:
+    from peft.tuners.lora import LoraLayer
+
+    for m in net.modules():
+        if isinstance(m, LoraLayer) and ADAPTER in m.lora_A:
+            yield m
+
+
+def load_lora(net: nn.Module, state: Mapping[str, Tensor]) -> None:
+    """Copy exported LoRA weights (``...lora_A.weight`` keys) into the injected adapter; every key must match."""
+    own = {strip_prefixes(k).replace(f".{ADAPTER}.", "."): p for k, p in net.named_parameters() if "lora_" in k}
+    clean = {strip_prefixes(k).replace(f".{ADAPTER}.", "."): v for k, v in state.items()}
+    missing, unexpected = sorted(set(own) - set(clean)), sorted(set(clean) - set(own))
+    if missing or unexpected:
+        raise KeyError(f"LoRA keys do not match the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    with torch.no_grad():
+        for k, p in own.items():
+            p.copy_(clean[k].to(p.dtype))
+
+
+def merge_and_reinit(net: nn.Module, reference_std_one: bool = False, seed: int = 0) -> None:
+    """Merge the current LoRA into the base weights (``W += (α/r)·B·A``) and restart it as an identity delta.
+
+    Stage-2 init (§4.1 steps 3-5): ``B = 0`` and ``A ~ N(0, 1/r)`` (peft's gaussian init, intended), or
+    ``A ~ N(0, 1)`` with ``reference_std_one`` (the reference's ``nn.init.normal_``, P8: ~r× larger early
+    B-gradients).
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in _lora_layers(net):
+            a, b = layer.lora_A[ADAPTER].weight, layer.lora_B[ADAPTER].weight
+            delta = (b.float() @ a.float()) * layer.scaling[ADAPTER]  # [out, in]
+            base = layer.get_base_layer().weight
+            base.add_(delta.to(base.dtype))
+            std = 1.0 if reference_std_one else 1.0 / layer.r[ADAPTER]
+            a.copy_(torch.randn(a.shape, generator=g) * std)
+            b.zero_()
+
+
+@contextmanager
+def adapters_disabled(net: nn.Module) -> Iterator[None]:
+    """Run ``net`` without its LoRA (the initial policy, for GRPO's optional KL term)."""
+    layers = list(_lora_layers(net))
+    for layer in layers:
+        layer.enable_adapters(False)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.enable_adapters(True)
+
+
+def lora_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The LoRA entries of a (trainable) state dict in export naming: no wrapper prefix, no adapter name."""
+    return {strip_prefixes(k).replace(f".{ADAPTER}.", "."): v.detach().cpu().contiguous()
+            for k, v in state.items() if "lora_" in k}
+
+
+def export_lora(path: str | Path, state: Mapping[str, Tensor], rank: int, alpha: float,
+                targets: Sequence[str]) -> Path:
+    """Write ``path`` (``.pt``: ``{key: tensor}`` of lora_A/lora_B) and ``adapter_config.json`` next to it."""
+    import io
+
+    path = Path(path)
+    weights = lora_state(state)
+    if not weights:
+        raise ValueError("no LoRA weights to export (was LoRA injected?)")
+    buf = io.BytesIO()
+    torch.save(weights, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_json(path.parent / "adapter_config.json", {
+        "peft_type": "LORA", "r": int(rank), "lora_alpha": float(alpha), "target_modules": list(targets),
+        "init_lora_weights": "gaussian", "files": [path.name]})
+    return path
+
+
+def read_adapter_config(path: str | Path) -> dict:
+    """``adapter_config.json`` next to a LoRA ``.pt`` (r/alpha fall back to 32/64 like the reference)."""
+    cfg_path = Path(path).parent / "adapter_config.json"
+    cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+    return {"r": int(cfg.get("r", 32)), "lora_alpha": float(cfg.get("lora_alpha", 64)), **cfg}

@@ -1,0 +1,177 @@
+"""Loss terms of the recipes: the pure losses of ``rtdmd_bench.losses`` wired to a ``Backbone``.
+
+Each function does one algorithmic unit of ALGORITHM.md and returns ``(loss, metrics)``; recipes only decide
+which terms run when. Randomness comes in as tensors (drawn by the recipe from ``SampleRNG``).
+Levels are fp32 ``[B]`` tensors; latents are fp32 ``[B, *latent_shape]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rtdmd_bench.losses.ambient import ambient_target, consistency_loss, fake_score_loss, renoise
+from rtdmd_bench.losses.dmd import dmd_loss
+from rtdmd_bench.sampling import cps_log_prob, cps_step
+from rtdmd_bench.training.backbone import Backbone
+
+
+def levels(value: float | Tensor, n: int, device: Any) -> Tensor:
+    """A level as an fp32 ``[n]`` tensor."""
+    t = torch.as_tensor(value, dtype=torch.float32, device=device)
+    return t.expand(n).clone() if t.ndim == 0 else t.to(device)
+
+
+# ---------------------------------------------------------------------------------------------- rollouts
+@dataclass
+class LastStep:
+    """The last executed step of a random-stop rollout (§2.3): input, velocity (with grad), CPS output."""
+
+    x_in: Tensor
+    v: Tensor
+    x_out: Tensor
+    sigma: Tensor
+    sigma_next: Tensor
+
+
+def random_stop_rollout(bb: Backbone, net: nn.Module, cond: Any, x: Tensor, stop: int, noises: Sequence[Tensor],
+                        grad_last: bool) -> LastStep:
+    """Run CPS steps ``0..stop−1`` of the generator; only the last one (optionally) keeps its graph (§2.3).
+
+    Args:
+        x: ``[B, ...]`` initial noise at ``sigmas[0]``. stop: k ∈ 1..N. noises: per-step CPS noise ``z_k``.
+    """
+    sig, b = bb.sigmas, x.shape[0]
+    x = x.float()
+    for k in range(stop):
+        last = k == stop - 1
+        s, s_next = levels(sig[k], b, x.device), levels(sig[k + 1], b, x.device)
+        with torch.set_grad_enabled(grad_last and last):
+            v = bb.velocity(net, x, s, cond)
+            out, _, _ = cps_step(x, v, s, s_next, bb.eta, noises[k])
+        if last:
+            return LastStep(x.detach(), v, out, s, s_next)
+        x = out.detach()
+    raise ValueError(f"stop must be >= 1, got {stop}")
+
+
+@dataclass
+class Trajectory:
+    """A stage-2 rollout (§2.4): inputs ``latents[:, k]``, outputs ``next_latents[:, k]``, log-probs ``[B, N]``."""
+
+    latents: Tensor
+    next_latents: Tensor
+    log_probs: Tensor
+
+    @property
+    def final(self) -> Tensor:
+        return self.next_latents[:, -1]
+
+    def select(self, idx: Tensor) -> Trajectory:
+        return Trajectory(self.latents[idx], self.next_latents[idx], self.log_probs[idx])
+
+
+@torch.no_grad()
+def rollout_with_logprob(bb: Backbone, net: nn.Module, cond: Any, x: Tensor,
+                         noise_fn: Callable[[int], Tensor | None], kind: str = "simplified") -> Trajectory:
+    """N CPS steps with their log-probabilities (eq. 2.3), no grad; ``noise_fn(k)`` gives step k's ``z``."""
+    sig, b = bb.sigmas, x.shape[0]
+    x = x.float()
+    ins, outs, logps = [], [], []
+    for k in range(len(sig) - 1):
+        s, s_next = levels(sig[k], b, x.device), levels(sig[k + 1], b, x.device)
+        v = bb.velocity(net, x, s, cond)
+        z = noise_fn(k) if float(sig[k + 1]) != 0 and bb.eta != 0 else None
+        out, mean, std = cps_step(x, v, s, s_next, bb.eta, z)
+        ins.append(x)
+        outs.append(out)
+        logps.append(cps_log_prob(out, mean, std, kind))
+        x = out
+    return Trajectory(torch.stack(ins, 1), torch.stack(outs, 1), torch.stack(logps, 1))
+
+
+# ---------------------------------------------------------------------------------------------- fake score
+def fake_score_term(bb: Backbone, fake: nn.Module, cond: Any, x_s: Tensor, s: Tensor, t_r: Tensor, eps: Tensor,
+                    *, scale_out: bool, weight_clamp: tuple[float, float], consistency_weight: float = 0.0,
+                    t_prime_r: Tensor | None = None, z_pair: tuple[Tensor, Tensor] | None = None,
+                    two_sample: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+    """Fake-score objective ``L_ac + w_c·L_cons`` on samples ``x_s`` at levels ``s`` (§3.4-3.5; §4.6 with s=0).
+
+    Args:
+        x_s: ``[B, ...]`` generator samples (detached). t_r: ``[B]`` renoise timesteps (σ = t_r/1000).
+        eps: ``ε'`` of the renoising. t_prime_r / z_pair: consistency timesteps and the two transition noises.
+    """
+    t = t_r / 1000.0
+    with torch.no_grad():
+        x_t, _ = renoise(x_s.detach().float(), s, t, eps)
+        y, lam = ambient_target(x_s.detach().float(), eps, s, t, scale_out=scale_out)
+    v = bb.velocity(fake, x_t, t, cond)
+    l_ac = fake_score_loss(v, y, lam, weight_clamp)
+    metrics = {"loss_fake_ac": l_ac.detach()}
+    loss = l_ac
+    if consistency_weight > 0:
+        l_cons = consistency_term(bb, fake, cond, x_t, t, v, t_prime_r / 1000.0, z_pair, two_sample)
+        metrics["loss_fake_consistency"] = l_cons.detach()
+        loss = loss + consistency_weight * l_cons
+    return loss, metrics
+
+
+def consistency_term(bb: Backbone, fake: nn.Module, cond: Any, x_t: Tensor, t: Tensor, v: Tensor, t_prime: Tensor,
+                     z_pair: tuple[Tensor, Tensor], two_sample: bool) -> Tensor:
+    """Two-sample consistency of the fake x0-predictor ``h(x, τ) = x − τ·F(x, τ)`` (eq. 3.4, one hop).
+
+    ``h_a = x_t − t·v`` keeps the grad of ``v``; the two CPS transitions to ``t'`` use ``sg(v)`` (stop-grad);
+    ``h'_i = x'_i − t'·F(x'_i, t')`` are differentiable.
+    """
+    tb = t.view(-1, *([1] * (x_t.ndim - 1)))
+    h_a = x_t.float() - tb * v.float()
+    hs = []
+    for z in z_pair:
+        with torch.no_grad():
+            x_p, _, _ = cps_step(x_t, v.detach(), t, t_prime, bb.eta, z)
+        v_p = bb.velocity(fake, x_p, t_prime, cond)
+        hs.append(x_p - t_prime.view_as(tb) * v_p)
+    return consistency_loss(h_a, hs[0], hs[1], two_sample)
+
+
+# ---------------------------------------------------------------------------------------------- generator
+def dmd_generator_term(bb: Backbone, teacher: nn.Module, fake: nn.Module, cond: Any, uncond: Any, x_s: Tensor,
+                       s: Tensor, t_r: Tensor, eps: Tensor, z: Tensor, guidance: float,
+                       normalize: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+    """(AC-)DMD generator loss (§3.6): renoise ``x_s`` to t, read teacher and fake through one shared-noise CPS
+    projection back to level ``s`` (eq. 3.5; x̂0 where s = 0), then ``dmd_loss(x_s, P_f, P_r)`` (eq. 3.6).
+
+    Args:
+        x_s: ``[B, ...]`` generator output at level s, WITH grad (the only gradient path, P12).
+        z: ``[B, ...]`` projection noise shared by both projections.
+    """
+    t = t_r / 1000.0
+    with torch.no_grad():
+        x_t, _ = renoise(x_s.detach().float(), s, t, eps)
+        v_r = bb.velocity(teacher, x_t, t, cond, guidance, uncond)
+        v_f = bb.velocity(fake, x_t, t, cond)
+        p_r, _, _ = cps_step(x_t, v_r, t, s, bb.eta, z)
+        p_f, _, _ = cps_step(x_t, v_f, t, s, bb.eta, z)
+    loss, metrics = dmd_loss(x_s, p_f, p_r, normalize=normalize)
+    return loss, {"loss_dmd": loss.detach(), **metrics}
+
+
+def policy_logprob(bb: Backbone, net: nn.Module, cond: Any, traj: Trajectory, k: int,
+                   kind: str = "simplified") -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Recompute step k under the current policy: ``(logp [B], mean, std, v)`` of the stored transition."""
+    b, dev = traj.latents.shape[0], traj.latents.device
+    x = traj.latents[:, k]
+    s, s_next = levels(bb.sigmas[k], b, dev), levels(bb.sigmas[k + 1], b, dev)
+    v = bb.velocity(net, x, s, cond)
+    _, mean, std = cps_step(x, v, s, s_next, bb.eta, torch.zeros_like(x))
+    return cps_log_prob(traj.next_latents[:, k], mean, std, kind), mean, std, v
+
+
+def kl_to_reference(mean: Tensor, ref_mean: Tensor, std: Tensor) -> Tensor:
+    """Gaussian KL between two CPS transitions with the same ρ: ``mean(‖μ_θ − μ_ref‖²)/(2ρ²)`` (§4.7)."""
+    rho2 = torch.clamp(torch.as_tensor(std, dtype=torch.float32) ** 2, min=1e-12)
+    return (((mean.float() - ref_mean.float()) ** 2) / (2 * rho2)).mean()

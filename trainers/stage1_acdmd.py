@@ -1,0 +1,171 @@
+"""Stage 1: AC-DMD cold start (ALGORITHM.md §3). Also the plain-DMD baseline with ``dmd.ambient: false``.
+
+Each train step: fake-score update on a fresh random-stop rollout (ambient target + consistency); every
+``fake_update_ratio`` steps a generator update on its own fresh rollout through the one-step CPS projection and
+``dmd_loss``; EMA of the generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from rtdmd_bench.flow import x0_from_velocity
+from rtdmd_bench.losses.ambient import consistency_timesteps, renoise_timesteps
+from rtdmd_bench.training import loop
+from rtdmd_bench.training.config import (
+    ConsistencySection,
+    DataSection,
+    EMASection,
+    EvalSection,
+    LoraSection,
+    ModelSection,
+    OptimSection,
+    RenoiseSection,
+    RunSection,
+)
+from rtdmd_bench.training.ema import named_trainable
+from rtdmd_bench.training.samplers import PromptSampler
+from rtdmd_bench.training.session import Session
+from rtdmd_bench.training.terms import dmd_generator_term, fake_score_term, random_stop_rollout
+
+
+@dataclass(frozen=True)
+class DMDSection:
+    """Generator side of stage 1 (§3.2, §3.6)."""
+
+    fake_update_ratio: int = 10
+    random_stop: bool = True
+    real_guidance_scale: float = 4.5
+    gradient_normalization: bool = True
+    ambient: bool = True  # AC-DMD: start at the step's CPS output x_s (next_sigma); false: plain DMD on x̂0
+
+
+@dataclass(frozen=True)
+class Stage1Config:
+    """Root config of ``rtdmd-bench train --stage 1``."""
+
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=lambda: DataSection(prompts="smoke"))
+    train: RunSection = field(default_factory=RunSection)
+    batch_size: int = 9
+    lora: LoraSection = field(default_factory=LoraSection)
+    generator_optim: OptimSection = field(default_factory=OptimSection)
+    fake_optim: OptimSection = field(default_factory=OptimSection)
+    ema: EMASection = field(default_factory=EMASection)
+    dmd: DMDSection = field(default_factory=DMDSection)
+    renoise: RenoiseSection = field(default_factory=RenoiseSection)
+    consistency: ConsistencySection = field(default_factory=ConsistencySection)
+    eval: EvalSection = field(default_factory=EvalSection)
+
+
+def validate(cfg: Stage1Config) -> None:
+    """Cheap checks before any model loads."""
+    from trainers.common import validate_model
+
+    for name in filter(None, (cfg.model.name, cfg.model.generator_init, cfg.model.fake_init)):
+        validate_model(name)
+    if cfg.batch_size < 1 or cfg.dmd.fake_update_ratio < 1:
+        raise ValueError("batch_size and dmd.fake_update_ratio must be >= 1")
+
+
+def _rollout(sess: Session, cfg: Stage1Config, cond: Any, keys: list[int], stream: str, grad: bool):
+    """Random-stop rollout (§2.3); returns (x_s, s, stop) with x_s carrying the last step's graph when ``grad``."""
+    bb, n, rng = sess.bb, sess.state.step, sess.rng
+    n_steps = len(bb.sigmas) - 1
+    stop = rng.randint(n, f"{stream}/stop", 1, n_steps + 1) if cfg.dmd.random_stop else n_steps
+    x = rng.randn(n, f"{stream}/x", keys, bb.latent_shape, bb.device)
+    noises = [rng.randn(n, f"{stream}/z{k}", keys, bb.latent_shape, bb.device) for k in range(stop)]
+    last = random_stop_rollout(bb, sess.gen, cond, x, stop, noises, grad_last=grad)
+    if cfg.dmd.ambient:
+        return last.x_out, last.sigma_next, stop
+    return x0_from_velocity(last.x_in, last.v, last.sigma), torch.zeros_like(last.sigma), stop
+
+
+def _renoise_draws(sess: Session, cfg: Stage1Config, s: torch.Tensor, keys: list[int], stream: str):
+    n, rng, bb = sess.state.step, sess.rng, sess.bb
+    r = cfg.renoise
+    t_r = renoise_timesteps(s, rng.rand(n, f"{stream}/t", keys, bb.device), r.timestep_offset, r.end_timestep,
+                            (r.min_step, r.max_step))
+    return t_r, rng.randn(n, f"{stream}/eps", keys, bb.latent_shape, bb.device)
+
+
+def fake_update(sess: Session, cfg: Stage1Config, cond: Any, keys: list[int]) -> dict[str, Any]:
+    """One AdamW step of the fake score on the ambient target + consistency (§3.4-3.5)."""
+    bb, n, rng = sess.bb, sess.state.step, sess.rng
+    with torch.no_grad():
+        x_s, s, stop = _rollout(sess, cfg, cond, keys, "fake", grad=False)
+    t_r, eps = _renoise_draws(sess, cfg, s, keys, "fake")
+    c = cfg.consistency
+    cons = c.enabled and c.weight > 0
+    t_prime = consistency_timesteps(t_r, rng.rand(n, "fake/delta", keys, bb.device), c.epsilon_timestep) if cons else None
+    z_pair = tuple(rng.randn(n, f"fake/cz{i}", keys, bb.latent_shape, bb.device) for i in (1, 2)) if cons else None
+    loss, metrics = fake_score_term(bb, sess.fake, cond, x_s, s, t_r, eps, scale_out=cfg.renoise.scale_out,
+                                    weight_clamp=cfg.renoise.weight_clamp, consistency_weight=c.weight if cons else 0.0,
+                                    t_prime_r=t_prime, z_pair=z_pair, two_sample=c.two_sample)
+    loop.backward(loss, sess.fake, sync=True)
+    norm = loop.optimizer_step(sess.state.optimizers["fake"], sess.state.schedulers["fake"],
+                               sess.state.params("fake"), cfg.fake_optim.max_grad_norm)
+    return {"loss_fake": loss.detach(), **metrics, "grad_norm/fake": norm, "fake/stop": stop,
+            "fake/s_mean": s.mean(), "fake/t_r_mean": t_r.mean()}
+
+
+def generator_update(sess: Session, cfg: Stage1Config, cond: Any, uncond: Any, keys: list[int]) -> dict[str, Any]:
+    """One AdamW step of the generator with the (AC-)DMD loss on a fresh rollout (§3.6, P13)."""
+    bb, n = sess.bb, sess.state.step
+    x_s, s, stop = _rollout(sess, cfg, cond, keys, "gen", grad=True)
+    t_r, eps = _renoise_draws(sess, cfg, s, keys, "gen")
+    z = sess.rng.randn(n, "gen/proj", keys, bb.latent_shape, bb.device)
+    loss, metrics = dmd_generator_term(bb, sess.teacher, sess.fake, cond, uncond, x_s, s, t_r, eps, z,
+                                       cfg.dmd.real_guidance_scale, cfg.dmd.gradient_normalization)
+    loop.backward(loss, sess.gen, sync=True)
+    norm = loop.optimizer_step(sess.state.optimizers["generator"], sess.state.schedulers["generator"],
+                               sess.state.params("generator"), cfg.generator_optim.max_grad_norm)
+    sess.state.extra["generator_updates"] = sess.state.extra.get("generator_updates", 0) + 1
+    return {**metrics, "grad_norm/generator": norm, "gen/stop": stop}
+
+
+def step(sess: Session, cfg: Stage1Config, sampler: PromptSampler) -> dict[str, Any]:
+    """One stage-1 train step (§3.7 pseudo-code)."""
+    n = sess.state.step
+    idx, keys = sampler.indices(n)
+    prompts = [sess.prompts[i] for i in idx]
+    with torch.no_grad():
+        cond, uncond = sess.bb.encode(prompts), sess.bb.encode_uncond(len(prompts))
+    with sess.timer.phase("fake_update"):
+        metrics = fake_update(sess, cfg, cond, keys)
+    updated = (n + 1) % cfg.dmd.fake_update_ratio == 0
+    if updated:
+        with sess.timer.phase("generator_update"):
+            metrics.update(generator_update(sess, cfg, cond, uncond, keys))
+    ema = sess.state.emas.get("generator")
+    if ema is not None:  # intended: once per generator update; P7 reference: every train step
+        if cfg.ema.reference_schedule:
+            ema.step(named_trainable(sess.gen), n)
+        elif updated:
+            ema.step(named_trainable(sess.gen), sess.state.extra["generator_updates"] - 1)
+    metrics["loss"] = metrics["loss_fake"] + metrics.get("loss_dmd", 0.0)
+    return {**metrics, **sess.timer.pop()}
+
+
+def main(cfg: Stage1Config, cfg_dict: dict, *, weights: str | None, out: str, resume: bool = False,
+         device: str | None = None, backbone: Any = None) -> Session:
+    """Build, train ``cfg.train.steps`` steps, export the LoRA; ``backbone`` overrides the image adapters (toy)."""
+    from rtdmd_bench.training import parallel, session
+    from trainers.common import build_backbone
+
+    validate(cfg) if backbone is None else None
+    prompts, meta = session.load_prompts(cfg.data.prompts, cfg.data.limit)
+    dist = parallel.init(device)
+    bb = backbone or build_backbone(cfg.model, weights, dist.device)
+    sess = session.start(bb=bb, cfg_dict=cfg_dict, run=cfg.train, lora_cfg=cfg.lora, gen_optim=cfg.generator_optim,
+                         fake_optim=cfg.fake_optim, ema_cfg=cfg.ema, out=out, prompts=prompts, metadata=meta,
+                         resume=resume, dist=dist)
+    sampler = PromptSampler(len(prompts), cfg.batch_size, dist.world, dist.rank, cfg.train.seed)
+    loop.run(sess.state, lambda _s: step(sess, cfg, sampler), steps=cfg.train.steps, out=out, dist=dist,
+             logger=sess.logger, cfg_hash=sess.cfg_hash, save_every=cfg.train.save_every)
+    session.export(sess, cfg.lora)
+    sess.logger.close()
+    return sess
