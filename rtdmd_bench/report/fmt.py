@@ -25,13 +25,13 @@ def decimals_for(halfwidth: float | None) -> int:
 
 
 def fmt_num(value: float | None, decimals: int = DEFAULT_DECIMALS, signed: bool = False) -> str:
-    """Fixed decimals, '−' as the minus sign for signed deltas, '–' for a missing value."""
+    """Fixed decimals with the typographic minus '−'; a '+' on signed deltas; '–' for a missing value."""
     if value is None:
         return "–"
     if abs(value) < 0.5 * 10 ** -decimals:
         value = 0.0  # avoid "-0.000"
     text = f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
-    return text.replace("-", "−") if signed else text
+    return text.replace("-", "−")
 
 
 def halfwidth(ci: Any) -> float | None:

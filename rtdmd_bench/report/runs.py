@@ -90,6 +90,8 @@ def valid_score(sample: dict[str, Any], reward: str) -> float | None:
 def resolve_run_dir(path: str | Path) -> tuple[Path, Path]:
     """(run directory, results.json path) for a run directory or a results.json file."""
     path = Path(path)
+    if not path.exists():
+        raise RunError(f"{path}: no such run directory or results.json file")
     if path.is_dir():
         return path, path / "results.json"
     if path.suffix == ".json":
@@ -131,7 +133,8 @@ def read_results(path: Path) -> dict[str, Any]:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        hint = " - the file ends early (truncated)" if exc.pos >= len(text.rstrip()) else ""
+        truncated = exc.pos >= len(text.rstrip()) or not text.rstrip().endswith("}")
+        hint = " - the file ends early (truncated; was the run killed while writing it?)" if truncated else ""
         raise RunError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}{hint}") from None
     _check_schema_version(obj, path)
     problems = validate_results(obj)
@@ -162,7 +165,7 @@ def read_samples(path: Path, results: dict[str, Any]) -> list[dict[str, Any]]:
     if not path.is_file():
         raise RunError(f"{path}: file not found (needed for per-prompt statistics)")
     raw = path.read_bytes().decode("utf-8", errors="replace")
-    lines = raw.split("\n")
+    lines = raw.split("\n") if raw else []
     ends_with_newline = raw.endswith("\n")
     if ends_with_newline:
         lines.pop()
