@@ -43,17 +43,18 @@ def _prompt_level(groups: dict[int, list[float]]) -> float | None:
     return sum(1 for g in groups.values() if max(g) == 1.0) / len(groups)
 
 
-def entry(recs: list[dict[str, Any]], suite_spec: Any, reward_spec: Any, resamples: int,
+def entry(recs: list[dict[str, Any]], suite_spec: Any, name: str, reward_spec: Any, resamples: int,
           seed: int = 0) -> dict[str, Any]:
-    """Statistics of one (suite, reward) over the plan's records (invalid scores counted, excluded)."""
-    groups, invalid = _by_prompt(recs, reward_spec.name)
+    """Statistics of reward ``name`` (as the run names it: registry name or plugin path) on one suite's
+    records; invalid scores are counted and excluded."""
+    groups, invalid = _by_prompt(recs, name)
     stats = summarize(list(groups.values()), resamples, seed)
-    tags = _tags(recs, reward_spec.name, resamples, seed) if suite_spec.tag_field else {}
+    tags = _tags(recs, name, resamples, seed) if suite_spec.tag_field else {}
     tag_means = [t["mean"] for t in tags.values() if t["mean"] is not None]
     headline = getattr(reward_spec, "headline", "mean")
     return {
         "suite": suite_spec.name, "suite_version": suite_spec.version,
-        "reward": reward_spec.name, "reward_version": reward_spec.version,
+        "reward": name, "reward_version": reward_spec.version,
         "units": reward_spec.units, "higher_is_better": reward_spec.higher_is_better,
         **stats, "n_invalid": invalid, "tags": tags,
         "macro_over_tags": sum(tag_means) / len(tag_means) if tag_means else None,

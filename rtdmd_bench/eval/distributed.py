@@ -19,18 +19,25 @@ def rank_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def init_if_needed(world: int) -> None:
-    if world > 1:
+def setup(device: str):
+    """Join the torchrun process group when there is one; returns parallel's ``Dist`` (rank, world, device:
+    ``cuda`` becomes ``cuda:LOCAL_RANK``)."""
+    from rtdmd_bench.training import parallel
+
+    return parallel.init(None if device == "auto" else device)
+
+
+def barrier(dist) -> None:
+    from rtdmd_bench.training import parallel
+
+    parallel.barrier(dist)
+
+
+def teardown(dist) -> None:
+    if dist.enabled:
         from rtdmd_bench.training import parallel
 
-        parallel.init_process_group()
-
-
-def barrier(world: int) -> None:
-    if world > 1:
-        from rtdmd_bench.training import parallel
-
-        parallel.barrier()
+        parallel.shutdown()
 
 
 def write_rank_stats(out: Path, rank: int, stats: dict[str, float]) -> None:

@@ -1,10 +1,13 @@
 """``evaluate()``: THE generation + scoring path (the ``eval`` command and training's periodic eval call it).
 
-Flow per rank: plan (validated before any model loads) -> this rank's items ``items[rank::world]`` -> skip
-items whose PNG verifies and that already hold every requested score -> generate missing images in batches
+Flow per rank: plan (validated before any model loads) -> global batches of ``batch_size`` items, batch j on
+rank ``j % world`` -> skip batches whose PNGs verify and hold every requested score -> regenerate batches
+with a missing image
 (PNG written atomically, sha256 recorded) -> score with each reward in batches -> append one fsynced journal
 line per image. Rank 0 then merges every journal into a sorted ``samples.jsonl`` and writes results.json.
-Images depend only on their item's seed, so any world size or batch size yields the same samples.
+Every image's noise comes only from its item's seed; with the batch composition fixed by ``batch_size``, any
+world size and any interruption yield bit-identical samples. A different ``batch_size`` changes only float
+rounding in batched matmuls (~1e-6, so a PNG pixel may differ by 1/255).
 """
 
 from __future__ import annotations
@@ -22,14 +25,6 @@ from rtdmd_bench.eval.plan import Plan, WorkItem, make_plan
 
 class Interrupted(Exception):
     """Ctrl-C: the batch in flight was finished and recorded; re-running the command resumes."""
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 @contextmanager
@@ -64,6 +59,7 @@ class _Workers:
         if self._generator is None:
             from rtdmd_bench import models
 
+            quiet_hf()
             dtype = _torch_dtype(self.cfg.dtype)
             self._generator = models.build(self.cfg.model, weights=self.cfg.weights, device=self.device,
                                            dtype=dtype, lora=self.cfg.lora, **self.cfg.overrides.as_kwargs())
@@ -73,8 +69,19 @@ class _Workers:
         if name not in self._rewards:
             from rtdmd_bench import rewards
 
+            quiet_hf()
             self._rewards[name] = rewards.build(name, weights=self.cfg.weights, device=self.device)
         return self._rewards[name]
+
+
+def quiet_hf() -> None:
+    """Silence diffusers/transformers loading bars and info logs (our own progress bars say what happens)."""
+    import diffusers
+    import transformers
+
+    for lib in (diffusers, transformers):
+        lib.utils.logging.set_verbosity_error()
+        lib.utils.logging.disable_progress_bar()
 
 
 def _torch_dtype(name: str | None):
@@ -122,9 +129,15 @@ def _record(item: WorkItem, base: dict[str, Any] | None, scored: dict[str, Any],
     return rec
 
 
-def _batches(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def global_batches(plan: Plan, size: int) -> list[list[WorkItem]]:
+    """Items of each suite chunked by ``size`` in canonical order. A global batch is the unit of work on
+    every rank and on every resume, so its composition (hence every float, hence every PNG) never depends on
+    the world size or on where a previous run stopped."""
+    out: list[list[WorkItem]] = []
+    for suite in plan.suites:
+        items = [it for it in plan.items if it.suite == suite]
+        out += [items[i:i + size] for i in range(0, len(items), size)]
+    return out
 
 
 class _Progress:
@@ -155,58 +168,69 @@ class _Progress:
             self.bar.stop()
 
 
-def _work(cfg, plan: Plan, out: Path, mine: list[WorkItem], existing: dict, workers: _Workers,
+def _pending(plan: Plan, out: Path, batch: list[WorkItem], existing: dict) -> tuple[list[bool], tuple[str, ...]]:
+    """Which images of the batch verify, and which rewards some verified image still lacks."""
+    from rtdmd_bench.eval.rundir import image_ok
+
+    ok = [image_ok(out, existing.get(it.key)) for it in batch]
+    lacking = tuple(r for r in plan.rewards[batch[0].suite]
+                    if any(o and r not in existing[it.key].get("scores", {}) for it, o in zip(batch, ok)))
+    return ok, lacking
+
+
+def _work(cfg, plan: Plan, out: Path, mine: list[list[WorkItem]], existing: dict, workers: _Workers,
           journal, progress: bool, stop: dict) -> dict[str, float]:
-    """Generate and/or score this rank's pending items; returns timing counters."""
+    """Generate and/or score this rank's global batches; returns timing counters.
+
+    A batch with any missing or corrupt image is regenerated whole (only the missing images are written);
+    a batch whose images all verify is only scored, for the rewards some image lacks.
+    """
     import torch
 
-    from rtdmd_bench.eval.rundir import image_ok
     from rtdmd_bench.imaging import load_images, png_bytes, to_uint8
     from rtdmd_bench.io import atomic_write_bytes, sha256_bytes
 
-    to_gen, to_score = [], []
-    for it in mine:
-        rec = existing.get(it.key)
-        if not image_ok(out, rec):
-            to_gen.append(it)
-        elif any(r not in rec.get("scores", {}) for r in plan.rewards[it.suite]):
-            to_score.append(it)
+    todo = [(b, *_pending(plan, out, b, existing)) for b in mine]
+    todo = [(b, ok, lacking) for b, ok, lacking in todo if not all(ok) or lacking]
+    n_gen = sum(len(b) for b, ok, _ in todo if not all(ok))
     stats = {"generation_time_s": 0.0, "scoring_time_s": 0.0, "images_generated": 0, "images_scored": 0}
-    bars = _Progress(progress, len(to_gen), len(to_gen) + len(to_score))
+    bars = _Progress(progress, n_gen, sum(len(b) for b, _, _ in todo))
     try:
-        for kind, todo in (("gen", to_gen), ("score", to_score)):
-            for suite in plan.suites:
-                for batch in _batches([it for it in todo if it.suite == suite], cfg.batch_size):
-                    if stop["stop"]:
-                        raise Interrupted
-                    t0 = time.perf_counter()
-                    if kind == "gen":
-                        with torch.inference_mode():
-                            images = workers.generator.generate([it.prompt for it in batch], [it.seed for it in batch])
-                        pixels = to_uint8(images)
-                        images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255.0
-                        blobs = [png_bytes(p) for p in pixels]
-                        for it, blob in zip(batch, blobs):
-                            atomic_write_bytes(out / it.image_rel, blob)
-                        stats["generation_time_s"] += (t1 := time.perf_counter()) - t0
-                        stats["images_generated"] += len(batch)
-                        bars.advance("gen", len(batch))
-                    else:
-                        images = load_images([out / existing[it.key]["image"] for it in batch])
-                        t1 = time.perf_counter()
-                    missing = tuple(r for r in plan.rewards[suite]
-                                    if kind == "gen" or any(r not in existing[it.key]["scores"] for it in batch))
-                    scored = _score(workers, missing, batch, images)
-                    stats["scoring_time_s"] += time.perf_counter() - t1
-                    stats["images_scored"] += len(batch)
-                    for i, it in enumerate(batch):
-                        base = None if kind == "gen" else existing[it.key]
-                        rec = _record(it, base, scored, i)
-                        if kind == "gen":
-                            rec.update(image=it.image_rel, image_sha256=sha256_bytes(blobs[i]),
-                                       gen_time_s=(t1 - t0) / len(batch))
-                        journal.append(rec)
-                    bars.advance("score", len(batch))
+        for batch, ok, lacking in todo:
+            if stop["stop"]:
+                raise Interrupted
+            generate = not all(ok)
+            if generate:
+                workers.generator  # noqa: B018  (load outside the timed region)
+            t0 = time.perf_counter()
+            if generate:
+                with torch.inference_mode():
+                    images = workers.generator.generate([it.prompt for it in batch], [it.seed for it in batch])
+                pixels = to_uint8(images)
+                images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255.0
+                blobs = [png_bytes(p) for p in pixels]
+                for it, good, blob in zip(batch, ok, blobs):
+                    if not good:
+                        atomic_write_bytes(out / it.image_rel, blob)
+                t1 = time.perf_counter()
+                stats["generation_time_s"] += t1 - t0
+                stats["images_generated"] += len(batch) - sum(ok)
+                bars.advance("gen", len(batch))
+            else:
+                images = load_images([out / existing[it.key]["image"] for it in batch])
+                t1 = time.perf_counter()
+            scored = _score(workers, plan.rewards[batch[0].suite] if generate else lacking, batch, images)
+            stats["scoring_time_s"] += time.perf_counter() - t1
+            for i, (it, good) in enumerate(zip(batch, ok)):
+                if good and all(r in existing[it.key].get("scores", {}) for r in scored):
+                    continue
+                rec = _record(it, existing[it.key] if good else None, scored, i)
+                if not good:
+                    rec.update(image=it.image_rel, image_sha256=sha256_bytes(blobs[i]),
+                               gen_time_s=(t1 - t0) / len(batch))
+                journal.append(rec)
+                stats["images_scored"] += 1
+            bars.advance("score", len(batch))
     finally:
         bars.stop()
     return stats
@@ -235,15 +259,15 @@ def evaluate(cfg: EvalConfig, generator=None, force: bool = False, progress: boo
     rank, world = distributed.rank_world()
     out = Path(cfg.out)
     rundir.prepare(out, cfg, force, is_main=rank == 0)
-    distributed.init_if_needed(world)
-    device = resolve_device(cfg.device)
+    dist = distributed.setup(cfg.device)
+    device = str(dist.device)
     existing = load_all(out)
     workers = _Workers(cfg, device, generator)
     journal = Journal(out / "journal" / f"rank-{rank}.jsonl")
     try:
         with _graceful_sigint() as stop:
-            stats = _work(cfg, plan, out, plan.items[rank::world], existing, workers, journal,
-                          progress and rank == 0, stop)
+            mine = global_batches(plan, cfg.batch_size)[rank::world]
+            stats = _work(cfg, plan, out, mine, existing, workers, journal, progress and rank == 0, stop)
     finally:
         journal.close()
     distributed.write_rank_stats(out, rank, stats)
@@ -251,12 +275,16 @@ def evaluate(cfg: EvalConfig, generator=None, force: bool = False, progress: boo
         from rtdmd_bench.io import atomic_write_json
 
         atomic_write_json(out / "model.json", workers.generator.describe())
-    distributed.barrier(world)
-    if rank != 0:
-        return None
-    return _finalize(cfg, plan, out, world, stats_total=distributed.collect_rank_stats(out, world),
-                     wall=time.perf_counter() - t_start, device=device,
-                     tiny=is_tiny(resolve_root(cfg.weights)) if cfg.weights else False)
+    distributed.barrier(dist)
+    try:
+        if rank != 0:
+            return None
+        return _finalize(cfg, plan, out, world, stats_total=distributed.collect_rank_stats(out, world),
+                         wall=time.perf_counter() - t_start, device=device,
+                         tiny=is_tiny(resolve_root(cfg.weights)) if cfg.weights else False)
+    finally:
+        if generator is None:  # a caller that passed its generator (training) owns the process group
+            distributed.teardown(dist)
 
 
 def _finalize(cfg: EvalConfig, plan: Plan, out: Path, world: int, stats_total: dict[str, float], wall: float,
@@ -273,7 +301,8 @@ def _finalize(cfg: EvalConfig, plan: Plan, out: Path, world: int, stats_total: d
     for suite, names in plan.rewards.items():
         recs = [merged[it.key] for it in plan.items if it.suite == suite and it.key in merged]
         for name in names:
-            entries[f"{suite}/{name}"] = entry(recs, plan.suites[suite], reward_spec(name), cfg.bootstrap_resamples)
+            entries[f"{suite}/{name}"] = entry(recs, plan.suites[suite], name, reward_spec(name),
+                                                     cfg.bootstrap_resamples)
     model_path = out / "model.json"
     model_info = json.loads(model_path.read_text()) if model_path.is_file() else {"name": cfg.model}
     n_gen = int(stats_total.get("images_generated", 0))
