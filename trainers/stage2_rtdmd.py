@@ -52,6 +52,7 @@ class SamplingSection:
     batches_per_epoch: int = 16
     grad_accum: int = 16          # generator sub-batches per epoch (N_local / grad_accum each, P19)
     logprob: Literal["simplified", "gaussian"] = "simplified"
+    expected_world: int = 1       # GPUs the config is written for (static validation; runs use the real world)
 
 
 @dataclass(frozen=True)
