@@ -88,6 +88,11 @@ JS = """
     });
     byId("rb-count").textContent = shown + " of " + cards.length + " prompts shown";
   }
+  // Shareable views: report.html#sort=suite/reward&order=asc&tag=t&text=cat&min=0.3&max=1 presets the controls.
+  location.hash.replace(/^#/, "").split("&").forEach(function (kv) {
+    var parts = kv.split("="), el = byId("rb-" + decodeURIComponent(parts[0]));
+    if (el && parts.length === 2) { el.value = decodeURIComponent(parts[1]); }
+  });
   controls.forEach(function (el) { el.addEventListener("input", apply); el.addEventListener("change", apply); });
   apply();
 })();
