@@ -18,7 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from rtdmd_bench.report.paired import McNemarResult, PairedResult, is_binary, mcnemar_from_pairs, paired_summary
+from rtdmd_bench.report.paired import (
+    McNemarResult,
+    PairedResult,
+    is_binary,
+    mcnemar_from_pairs,
+    paired_summary,
+)
 from rtdmd_bench.report.runs import Run, sample_key, valid_score
 
 
@@ -194,7 +200,7 @@ def _prompt_info(run: Run, suite: str) -> dict[int, tuple[str, str | None]]:
 def _prompt_diffs(pids: list[int], per_a: list[float], per_b: list[float], pairs: dict[int, list[Any]],
                   prompts: dict[int, tuple[str, str | None]], suite: str, hib: bool) -> list[PromptDiff]:
     out = []
-    for pid, va, vb in zip(pids, per_a, per_b):
+    for pid, va, vb in zip(pids, per_a, per_b, strict=True):
         prompt, tag = prompts[pid]
         out.append(PromptDiff(suite=suite, prompt_id=pid, prompt=prompt, tag=tag, a=va, b=vb,
                               gain=(vb - va) if hib else (va - vb),
@@ -268,6 +274,6 @@ def compare_runs(a: Run, b: Run, *, top: int = 5, allow_mismatch: bool = False, 
 def comparison_to_dict(cmp: Comparison) -> dict[str, Any]:
     """JSON-ready form of a comparison (``--json``), with each reward's oriented gain and verdict."""
     out = asdict(cmp)
-    for entry, diff in zip(out["rewards"], cmp.rewards):
+    for entry, diff in zip(out["rewards"], cmp.rewards, strict=True):
         entry.update(gain=diff.gain, gain_ci=list(diff.gain_ci), verdict=diff.verdict)
     return out

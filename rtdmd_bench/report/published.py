@@ -110,7 +110,7 @@ def _check_keys(obj: Any, required: dict[str, Any], optional: dict[str, Any], wh
     unknown = sorted(set(obj) - set(required) - set(optional))
     if unknown:
         raise PublishedError(f"{where}: unknown key(s) {unknown}; allowed: {sorted({**required, **optional})}")
-    for key, types in required.items():
+    for key in required:
         if key not in obj:
             raise PublishedError(f"{where}: missing key {key!r} (write null when the source does not state it)")
     for key, types in {**required, **optional}.items():
