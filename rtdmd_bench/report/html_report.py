@@ -84,7 +84,8 @@ def _run_meta(run: Run) -> str:
     m, r = run.model, run.results.get("run") or {}
     items = [("model", run.model_name), ("tiny weights", run.tiny), ("NFE", m.get("nfe")),
              ("guidance", m.get("guidance")), ("resolution", f"{m.get('height')}x{m.get('width')}"),
-             ("seed", run.seed), ("images/s", r.get("images_per_s")), ("git", run.results.get("git_hash")),
+             ("seed", run.seed),
+             ("images/s", "–" if r.get("images_per_s") is None else f"{r['images_per_s']:.2f}"), ("git", run.results.get("git_hash")),
              ("suites", ", ".join(sorted(run.results.get("suites") or {})))]
     return '<p class="meta">' + " · ".join(f"<b>{esc(k)}</b>: {esc(str(v))}" for k, v in items) + "</p>"
 
