@@ -40,7 +40,7 @@ def validate_command(configs: list[Path] = typer.Argument(..., help="YAML config
                 what = validate_trainer_config(path)
             else:
                 what = validate_eval(path)
-            console.print(f"[green]✓[/] {path}: {what}")
+            console.print(f"[green]✓[/] {path}: {what}", soft_wrap=True)
         except Exception as exc:  # report every file, then fail
             failed += 1
             err_console.print(f"[red]✗[/] {path}: {exc}", highlight=False)

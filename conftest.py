@@ -1,4 +1,4 @@
-"""Test rules for the whole suite: CPU only, no network (sockets blocked, HF offline), tiny weights once."""
+"""Test rules for tests/ and benchmarks/: CPU only, no network (sockets blocked, HF offline), tiny weights once."""
 
 from __future__ import annotations
 
