@@ -17,7 +17,7 @@ def decimals_for(halfwidth: float | None) -> int:
     """Decimals that show two significant digits of ``halfwidth`` (DEFAULT_DECIMALS when unknown or 0).
 
     >>> decimals_for(0.0031), decimals_for(0.05), decimals_for(1.2), decimals_for(None)
-    (4, 2, 1, 4)
+    (4, 3, 1, 4)
     """
     if halfwidth is None or not math.isfinite(halfwidth) or halfwidth <= 0:
         return DEFAULT_DECIMALS

@@ -91,3 +91,13 @@ def test_mcnemar_from_pairs_counts_discordant_pairs():
     with pytest.raises(ValueError, match="0/1"):
         mcnemar_from_pairs([0.5], [1.0])
     assert is_binary([0.0, 1.0]) and not is_binary([]) and not is_binary([0.2])
+
+
+def test_docstring_examples_of_the_pure_modules():
+    import doctest
+
+    from rtdmd_bench.report import fmt, paired
+
+    for module in (paired, fmt):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
