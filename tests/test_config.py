@@ -65,7 +65,9 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
 
 def test_frozen_and_roundtrip(tmp_path):
     cfg = load(Root, None, ["opt.lr=0.5"])
-    with pytest.raises(Exception):
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.steps = 3  # type: ignore[misc]
     save(cfg, tmp_path / "out.yaml")
     again = load(Root, tmp_path / "out.yaml")
