@@ -5,7 +5,7 @@ the HPS fp16 ``{"state_dict": {"module."...}}`` checkpoint, ImageReward's key la
 a WordPiece tokenizer folder, a Mask2Former folder and an open_clip colour classifier), so tests run the
 production loaders unchanged. Sizes the loaders need come from config files inside the layout
 (``config.json``, ``open_clip_config.json``, ``med_config.json``) -- loaders never check for "tiny".
-About 1 s and ~6 MB. The caller (``rtdmd_bench.testing.write_tiny_weights``) seeds torch.
+About 1-3 s (after imports) and ~4 MB. The caller (``rtdmd_bench.testing.write_tiny_weights``) seeds torch.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def write_tiny_hps(root: Path) -> None:
 
 
 def write_tiny_rewards(root: str | Path) -> Path:
-    """Write tiny random weights for clipscore, aesthetic, pickscore, hpsv2, imagereward and geneval."""
+    """Write tiny random weights for clipscore, aesthetic, pickscore, hpsv2 and imagereward (geneval: not yet)."""
     from transformers.utils import logging as hf_logging
 
     root = Path(root)
@@ -146,7 +146,7 @@ def write_tiny_rewards(root: str | Path) -> Path:
 def _optional_writers():
     """Writers of scorers whose modules define ``write_tiny`` (ImageReward, GenEval)."""
     writers = []
-    for module_name in ("rtdmd_bench.rewards.tiny_imagereward", "rtdmd_bench.rewards.tiny_geneval"):
+    for module_name in ("rtdmd_bench.rewards.tiny_imagereward", "rtdmd_bench.rewards.tiny_geneval"):  # geneval: TODO
         try:
             module = __import__(module_name, fromlist=["write_tiny"])
         except ModuleNotFoundError as exc:
