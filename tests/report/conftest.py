@@ -17,7 +17,7 @@ from rtdmd_bench.eval.schema import SCHEMA_VERSION, validate_results, validate_s
 
 REWARDS: dict[str, dict[str, Any]] = {
     "clipscore": {"version": "clip-l14-1", "units": "cosine", "higher_is_better": True, "differentiable": True},
-    "pickscore": {"version": "v1", "units": "logit_scale*cosine", "higher_is_better": True, "differentiable": True},
+    "pickscore": {"version": "v1", "units": "exp(logit_scale)*cosine", "higher_is_better": True, "differentiable": True},
     "geneval": {"version": "rules-1", "units": "accuracy", "higher_is_better": True, "differentiable": False},
     "blur": {"version": "1", "units": "px", "higher_is_better": False, "differentiable": False},
 }

@@ -121,3 +121,14 @@ def test_published_file_is_validated_strictly(tmp_path, edit, message):
     path.write_text(text.replace(old, new, 1))
     with pytest.raises(PublishedError, match=message):
         load_published(path)
+
+
+def test_published_units_equal_the_registered_scorer_units():
+    from rtdmd_bench.rewards import REWARDS, reward_spec
+
+    checked = 0
+    for num in load_published(DEFAULT_PATH).numbers:
+        if num.metric in REWARDS:
+            assert num.units == reward_spec(num.metric).units, (num.source, num.model, num.metric)
+            checked += 1
+    assert checked > 100
