@@ -30,6 +30,7 @@ FLUX.2-klein ``[B,128,H/16,W/16]``; FLUX token packing happens inside ``predict_
     gen.initial_noise(seeds, generators=None) -> [B,C,h,w] model dtype, per-sample CPU generators
     gen.latent_shape -> (C, h, w)
     gen.sigmas -> list[float]              N+1 levels ending in 0 (CPS few-step or the family's Euler schedule)
+    gen.cps_sigmas(step_list=None) -> list[float]  few-step CPS levels + 0 whatever spec.sampler is (teacher entries)
     gen.euler_sigmas(steps) -> list[float] the family's standard multi-step schedule (teacher sampling)
     gen.transformer, gen.vae, gen.pipe, gen.dtype, gen.device
 

@@ -202,12 +202,17 @@ class FlowGenerator:
     def sigmas(self) -> list[float]:
         """The spec's schedule with the terminal 0: CPS few-step sigmas, or the family's Euler schedule."""
         if self.spec.sampler == "cps":
-            cfg = self.pipe.scheduler.config
-            return with_terminal_zero(few_step_sigmas(
-                self.spec.family, self.spec.step_list, self.spec.height, self.spec.width,
-                shift=float(cfg.get("shift", 3.0)), time_shift_type=cfg.get("time_shift_type", "exponential"),
-                shift_terminal=cfg.get("shift_terminal") or None))
+            return self.cps_sigmas()
         return self.euler_sigmas(self.spec.steps)
+
+    def cps_sigmas(self, step_list: Sequence[float] | None = None) -> list[float]:
+        """Few-step CPS levels (§1.3) for ``step_list`` (default ``spec.step_list``) plus the terminal 0, at the
+        spec's resolution, whatever ``spec.sampler`` is (a teacher entry used to train a few-step generator)."""
+        cfg = self.pipe.scheduler.config
+        steps = self.spec.step_list if step_list is None else step_list
+        return with_terminal_zero(few_step_sigmas(
+            self.spec.family, steps, self.spec.height, self.spec.width, shift=float(cfg.get("shift", 3.0)),
+            time_shift_type=cfg.get("time_shift_type", "exponential"), shift_terminal=cfg.get("shift_terminal") or None))
 
     def euler_sigmas(self, steps: int) -> list[float]:
         """The family's standard ``steps``-step FlowMatch Euler schedule (with its terminal 0), from its scheduler."""

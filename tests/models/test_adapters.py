@@ -137,3 +137,10 @@ def test_flux_latent_layouts(generators):
     assert generators["tiny-flux1"].latent_shape == (16, 8, 8)
     assert generators["tiny-flux2"].latent_shape == (128, 4, 4)
     assert generators["tiny-sd3"].latent_shape == (16, 8, 8)
+
+
+def test_teacher_entry_exposes_cps_schedule(tiny_models):
+    gen = build("tiny-sd3", tiny_models, sampler="euler_cfg", steps=6, guidance=4.0)
+    assert len(gen.sigmas) == 7 and gen.sigmas[-1] == 0.0
+    assert gen.cps_sigmas() == [1.0, 0.9, 0.75, 0.5, 0.0]
+    assert gen.cps_sigmas([1000, 500]) == [1.0, 0.75, 0.0]
