@@ -53,9 +53,11 @@ def verify(weights: Optional[Path] = typer.Option(None, help="Weights root (defa
 
     root = resolve_root(weights)
     with user_errors():
-        problems = verify_weights(root)
-    if problems:
-        for p in problems:
-            err_console.print(f"[red]✗[/] {p}")
+        checks = verify_weights(root)
+    for c in checks:
+        mark = "[green]✓[/]" if c.ok else "[red]✗[/]"
+        console.print(f"{mark} {c.reward}: {c.path} — {c.status}{f' ({c.detail})' if c.detail else ''}",
+                      highlight=False)
+    if any(not c.ok for c in checks):
         raise typer.Exit(1)
-    console.print(f"weights under {root}: all known files verified")
+    console.print(f"weights under {root}: every present file verified")

@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from rtdmd_bench.eval.stats import summarize
+from rtdmd_bench.eval.stats import macro_bootstrap_ci, summarize
 
 
 def _by_prompt(recs: list[dict[str, Any]], reward: str) -> tuple[dict[int, list[float]], int]:
@@ -22,14 +22,17 @@ def _by_prompt(recs: list[dict[str, Any]], reward: str) -> tuple[dict[int, list[
     return groups, invalid
 
 
-def _tags(recs: list[dict[str, Any]], reward: str, resamples: int, seed: int) -> dict[str, dict[str, Any]]:
+def _tag_groups(recs: list[dict[str, Any]], reward: str) -> dict[str, dict[int, list[float]]]:
     by_tag: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for rec in recs:
         if rec.get("tag") is not None:
             by_tag[rec["tag"]].append(rec)
+    return {tag: _by_prompt(by_tag[tag], reward)[0] for tag in sorted(by_tag)}
+
+
+def _tags(tag_groups: dict[str, dict[int, list[float]]], resamples: int, seed: int) -> dict[str, dict[str, Any]]:
     out = {}
-    for tag in sorted(by_tag):
-        groups, _ = _by_prompt(by_tag[tag], reward)
+    for tag, groups in tag_groups.items():
         s = summarize(list(groups.values()), resamples, seed)
         out[tag] = {"mean": s["mean"], "ci95": s["ci95"], "n": s["n"]}
     return out
@@ -49,9 +52,16 @@ def entry(recs: list[dict[str, Any]], suite_spec: Any, name: str, reward_spec: A
     records; invalid scores are counted and excluded."""
     groups, invalid = _by_prompt(recs, name)
     stats = summarize(list(groups.values()), resamples, seed)
-    tags = _tags(recs, name, resamples, seed) if suite_spec.tag_field else {}
+    tag_groups = _tag_groups(recs, name) if suite_spec.tag_field else {}
+    tags = _tags(tag_groups, resamples, seed)
     tag_means = [t["mean"] for t in tags.values() if t["mean"] is not None]
     headline = getattr(reward_spec, "headline", "mean")
+    headline = headline if headline in ("mean", "macro_over_tags") and tag_means else "mean"
+    if headline == "macro_over_tags":
+        macro_ci = macro_bootstrap_ci([list(g.values()) for g in tag_groups.values()], resamples, seed)
+        headline_ci = list(macro_ci) if macro_ci else None
+    else:
+        headline_ci = stats["ci95"]
     return {
         "suite": suite_spec.name, "suite_version": suite_spec.version,
         "reward": name, "reward_version": reward_spec.version,
@@ -59,5 +69,6 @@ def entry(recs: list[dict[str, Any]], suite_spec: Any, name: str, reward_spec: A
         **stats, "n_invalid": invalid, "tags": tags,
         "macro_over_tags": sum(tag_means) / len(tag_means) if tag_means else None,
         "prompt_level": _prompt_level(groups),
-        "headline": headline if headline in ("mean", "macro_over_tags") else "mean",
+        "headline": headline,
+        "headline_ci95": headline_ci,
     }

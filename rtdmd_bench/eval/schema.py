@@ -25,7 +25,10 @@ results           object   "suite/reward" -> entry:
     tags          object       tag -> {mean, ci95, n} where the suite has tags
     macro_over_tags float|null unweighted mean of the per-tag means (GenEval's official "overall")
     prompt_level  float|null   for 0/1 scores: fraction of prompts with at least one image scoring 1
-    headline      str          which statistic leaderboards show: "mean" or "macro_over_tags"
+    headline      str          which statistic leaderboards show: "mean" or "macro_over_tags" (the reward's
+                               declared headline; "mean" when the suite has no tags)
+    headline_ci95 [lo, hi]|null 95% bootstrap CI of the headline statistic (for macro_over_tags: prompts
+                               resampled within each tag)
 run               object   world_size, hardware {platform, python, torch, device, gpu}, wall_time_s,
                            generation_time_s, scoring_time_s, images_generated, images_total, images_per_s,
                            seed, bootstrap_resamples
@@ -73,6 +76,7 @@ ENTRY_KEYS: dict[str, type | tuple[type, ...]] = {
     "macro_over_tags": (float, int, type(None)),
     "prompt_level": (float, int, type(None)),
     "headline": str,
+    "headline_ci95": (list, type(None)),
 }
 SAMPLE_KEYS: dict[str, type | tuple[type, ...]] = {
     "suite": str,

@@ -46,6 +46,32 @@ def bootstrap_ci(values_by_prompt: Sequence[Sequence[float]], n_resamples: int =
     return float(lo), float(hi)
 
 
+def macro_bootstrap_ci(groups_by_tag: Sequence[Sequence[Sequence[float]]], n_resamples: int = DEFAULT_RESAMPLES,
+                       seed: int = 0, level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile bootstrap CI of the macro mean over tags (GenEval's official overall).
+
+    Prompts are resampled with replacement WITHIN each tag (stratified: every tag keeps its prompt count), each
+    tag's image-weighted mean is recomputed, and the statistic is the unweighted mean of the tag means.
+    Returns None when any tag has fewer than 2 non-empty prompts.
+    """
+    rng = np.random.default_rng(seed)
+    per_tag = []
+    for groups in groups_by_tag:
+        groups = [np.asarray(v, dtype=np.float64) for v in groups if len(v)]
+        if len(groups) < 2:
+            return None
+        sums = np.array([g.sum() for g in groups])
+        counts = np.array([len(g) for g in groups], dtype=np.float64)
+        idx = rng.integers(0, len(groups), size=(n_resamples, len(groups)))
+        per_tag.append(sums[idx].sum(axis=1) / counts[idx].sum(axis=1))
+    if not per_tag:
+        return None
+    stats = np.mean(per_tag, axis=0)
+    tail = (1.0 - level) / 2.0
+    lo, hi = np.quantile(stats, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
 def summarize(values_by_prompt: Sequence[Sequence[float]], n_resamples: int = DEFAULT_RESAMPLES,
               seed: int = 0) -> dict[str, float | int | list[float] | None]:
     """``{mean, ci95, std, n, n_prompts}`` of valid scores grouped by prompt."""

@@ -80,6 +80,11 @@ def _entry_value(entry: dict[str, Any]) -> float | None:
     return None if value is None else float(value)
 
 
+def _entry_ci(entry: dict[str, Any]) -> list[float] | None:
+    """95% CI of the headline statistic (``headline_ci95``; results without it carry the mean's ``ci95``)."""
+    return entry["headline_ci95"] if "headline_ci95" in entry else entry.get("ci95")
+
+
 def _column_of(entry: dict[str, Any]) -> Column:
     return Column(entry["suite"], entry["suite_version"], entry["reward"], entry["reward_version"],
                   entry["units"], bool(entry["higher_is_better"]))
@@ -159,7 +164,7 @@ def _run_keys(run: Run) -> set[tuple[str, str, str]]:
 def _measured_cell(run: Run, column: Column) -> str:
     for entry in run.entries.values():
         if _column_of(entry) == column:
-            return fmt.fmt_mean_ci(_entry_value(entry), entry.get("ci95"), entry.get("n"))
+            return fmt.fmt_mean_ci(_entry_value(entry), _entry_ci(entry), entry.get("n"))
     return "–"
 
 
@@ -205,7 +210,7 @@ def _render_anchors(section: Section) -> list[str]:
     for num, run, column in sorted(section.anchors, key=lambda a: (a[2].title, a[0].source, a[0].model, a[1].label)):
         entry = _entry_for(run, column)
         value = None if entry is None else _entry_value(entry)
-        ci = None if entry is None else entry.get("ci95")
+        ci = None if entry is None else _entry_ci(entry)
         dec = fmt.decimals_for(fmt.halfwidth(ci))
         outside = bool(ci) and not (ci[0] <= num.value <= ci[1])
         delta = None if value is None else value - num.value

@@ -68,6 +68,7 @@ def _entry(suite: str, reward: str, samples: list[dict[str, Any]]) -> dict[str, 
         "macro_over_tags": float(np.mean([t["mean"] for t in tags.values()])) if tags else None,
         "prompt_level": float(np.mean([max(v) for v in by_prompt.values()])) if binary and values else None,
         "headline": "mean",
+        "headline_ci95": _bootstrap_ci(prompt_means) if values else None,
     }
 
 
