@@ -68,7 +68,7 @@ def wrap(module: nn.Module, dist: Dist, strategy: str) -> nn.Module:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [dist.device.index] if dist.device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+        return DistributedDataParallel(module, device_ids=ids)
     if strategy == "fsdp":
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard

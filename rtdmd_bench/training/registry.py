@@ -46,7 +46,7 @@ def configs_root() -> Path:
     """``trainers/configs`` of the installed recipes package."""
     import trainers
 
-    return Path(trainers.__file__).parent / "configs"
+    return Path(next(iter(trainers.__path__))) / "configs"  # __path__: also works for a namespace install
 
 
 def trainer_for_config(path: str | Path) -> str:
