@@ -1,0 +1,218 @@
+"""The toy benchmark: train every method on the exact world, score it against p and p̃, aggregate over seeds.
+
+Per seed: pretrain the velocity MLP (generator/fake init, and the imperfect teacher if asked), run stage 1
+(AC-DMD) once and start every stage-2 method from its EMA generator and fake score (as the image recipes load
+the cold-start checkpoint). ``run`` returns the JSON document
+
+    {"config": ..., "noise_floor": {"mmd_teacher": x, "mmd_tilted": x},
+     "methods": {METHOD: {METRIC: {"mean": x, "std": x}}}}
+
+and ``plot`` draws one panel of samples per method over the density contours of p̃.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from rtdmd_bench.toy import metrics
+from rtdmd_bench.toy.distill import Stage1Config, train_stage1
+from rtdmd_bench.toy.finetune import Stage2Config, train_stage2
+from rtdmd_bench.toy.nets import SD35_SIGMAS, ExactTeacher, generate, many_step_sigmas, pretrain
+from rtdmd_bench.toy.rewards import make_reward
+from rtdmd_bench.toy.world import WorldConfig, make_mixture
+
+METRICS = ("mmd_teacher", "mmd_tilted", "energy_tilted", "mode_tv_tilted", "mean_reward", "variance_ratio",
+           "effective_beta")
+
+# method -> (kind, overrides of its stage config)
+METHODS: dict[str, tuple[str, dict]] = {
+    "teacher": ("teacher", {}),
+    "ac_dmd": ("stage1", {}),
+    "dmd": ("stage1", {"ambient": False}),
+    "rtdmd": ("stage2", {}),
+    "grpo": ("stage2", {"use_dm": False, "use_bp": False}),
+    "bp": ("stage2", {"use_pg": False, "use_dm": False}),
+    "rtdmd_no_subgrpo": ("stage2", {"use_pg": False}),
+    "rtdmd_no_bp": ("stage2", {"use_bp": False}),
+    "rtdmd_no_consistency": ("stage2", {"consistency_weight": 0.0}),
+    "rtdmd_exact_kl": ("stage2", {"exact_kl": True}),
+}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Everything a run depends on (serialised into the JSON)."""
+
+    world: WorldConfig = field(default_factory=WorldConfig)
+    reward: str = "bump"
+    reward_params: dict = field(default_factory=lambda: {"center": (0.0, 2.0), "length": 1.5})
+    beta: float = 1.0  # the β of the tilted target p̃ the metrics compare with (and of the exact-KL mode)
+    teacher: str = "exact"  # "exact" (closed form) or "mlp" (the imperfect pretrained MLP)
+    hidden: int = 64
+    pretrain_steps: int = 800
+    teacher_steps: int = 100  # many-step Euler sampler of the teacher row
+    sigmas: tuple[float, ...] = SD35_SIGMAS
+    eta: float = 0.9
+    n_eval: int = 2000
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
+
+
+def quick_config() -> BenchConfig:
+    """A few seconds per method: for tests and smoke runs (numbers are not converged)."""
+    return BenchConfig(pretrain_steps=200, hidden=64, teacher_steps=40, n_eval=600,
+                       stage1=Stage1Config(steps=150, fake_update_ratio=1, lr=2e-3),
+                       stage2=Stage2Config(epochs=15, groups=8, group_size=8, sub_batches=2, lr=1e-3))
+
+
+def config_dict(cfg: BenchConfig) -> dict:
+    """JSON-ready config (tuples become lists)."""
+    return dataclasses.asdict(cfg)
+
+
+class World:
+    """The exact objects of one config: data mixture p, reward, tilted target p̃ and the teacher module."""
+
+    def __init__(self, cfg: BenchConfig):
+        self.cfg = cfg
+        self.data = make_mixture(cfg.world)
+        self.reward = make_reward(cfg.reward, **cfg.reward_params)
+        self.tilted = self.reward.tilt(self.data, cfg.beta)
+        self.exact_teacher = ExactTeacher(self.data)
+
+    def evaluate(self, x: torch.Tensor, g: torch.Generator) -> dict[str, float]:
+        """All metrics of samples ``x [n, 2]`` (fresh exact reference samples of the same size from ``g``)."""
+        n = len(x)
+        return {
+            "mmd_teacher": metrics.mmd(x, self.data.sample(n, g)),
+            "mmd_tilted": metrics.mmd(x, self.tilted.sample(n, g)),
+            "energy_tilted": metrics.energy(x, self.tilted.sample(n, g)),
+            "mode_tv_tilted": metrics.mode_tv(x, self.tilted),
+            "mean_reward": metrics.mean_reward(x, self.reward),
+            "variance_ratio": metrics.variance_ratio(x, self.tilted),
+            "effective_beta": metrics.effective_beta(x, self.data, self.reward),
+        }
+
+    def noise_floor(self) -> dict[str, float]:
+        n = self.cfg.n_eval
+        return {"mmd_teacher": metrics.noise_floor(lambda k, g: self.data.sample(k, g), metrics.mmd, n),
+                "mmd_tilted": metrics.noise_floor(lambda k, g: self.tilted.sample(k, g), metrics.mmd, n)}
+
+
+def run_seed(world: World, methods: Sequence[str], seed: int,
+             log: Callable[[str], None] = lambda s: None) -> tuple[dict, dict, dict]:
+    """Train and evaluate ``methods`` for one seed.
+
+    Returns:
+        ``(metrics {method: {metric: value}}, samples {method: [n, 2]}, seconds {method: float})``; stage-2
+        seconds exclude the shared pretraining and stage 1 (reported as ``_pretrain`` and ``_stage1``).
+    """
+    cfg = world.cfg
+    sigmas = list(cfg.sigmas)
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    init = pretrain(world.data, cfg.pretrain_steps, batch=256, seed=seed, hidden=cfg.hidden)
+    seconds = {"_pretrain": time.perf_counter() - t0}
+    teacher = world.exact_teacher if cfg.teacher == "exact" else init
+    cache: dict = {}
+
+    def stage1(over: dict):
+        """Stage 1 with ``over``; the default (AC-DMD) result is shared by ac_dmd and every stage-2 method."""
+        if over:
+            return train_stage1(teacher, init, dataclasses.replace(cfg.stage1, **over), sigmas, cfg.eta, seed)
+        if "s1" not in cache:
+            t1 = time.perf_counter()
+            cache["s1"] = train_stage1(teacher, init, cfg.stage1, sigmas, cfg.eta, seed)
+            seconds["_stage1"] = time.perf_counter() - t1
+        return cache["s1"]
+
+    out, samples = {}, {}
+    for name in methods:
+        kind, over = METHODS[name]
+        net, steps, eta = None, sigmas, cfg.eta
+        if kind == "stage2":
+            s1 = stage1({})
+        t0 = time.perf_counter()
+        if kind == "teacher":
+            net, steps, eta = teacher, many_step_sigmas(cfg.teacher_steps), 0.0
+        elif kind == "stage1":
+            net = stage1(over).generator
+        else:
+            s2cfg = dataclasses.replace(cfg.stage2, beta=cfg.beta, **over)
+            net = train_stage2(teacher, s1.generator, s1.fake, world.reward, s2cfg, sigmas, cfg.eta, seed)
+        seconds[name] = time.perf_counter() - t0
+        g = torch.Generator().manual_seed(10_000 + seed)
+        x = generate(net, cfg.n_eval, g, steps, eta)
+        out[name], samples[name] = world.evaluate(x, g), x
+        log(f"seed {seed} {name}: {seconds[name]:.1f}s " + " ".join(f"{k}={v:.3g}" for k, v in out[name].items()))
+    return out, samples, seconds
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    t = torch.tensor(values, dtype=torch.float64)
+    std = float(t.std(unbiased=True)) if len(values) > 1 else 0.0
+    return {"mean": float(t.mean()), "std": std if math.isfinite(std) else 0.0}
+
+
+def run(cfg: BenchConfig, methods: Sequence[str], seeds: int,
+        log: Callable[[str], None] = lambda s: None) -> tuple[dict, dict, dict]:
+    """All seeds. Returns ``(json_document, samples_of_seed_0, seconds {method: {"mean","std"}})``."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown toy methods {unknown}; expected some of {list(METHODS)}")
+    world = World(cfg)
+    per_seed, secs, first = [], [], {}
+    for seed in range(seeds):
+        res, samples, seconds = run_seed(world, methods, seed, log)
+        per_seed.append(res)
+        secs.append(seconds)
+        first = first or samples
+    doc = {
+        "config": config_dict(cfg),
+        "noise_floor": world.noise_floor(),
+        "methods": {m: {k: _mean_std([r[m][k] for r in per_seed]) for k in METRICS} for m in methods},
+    }
+    timing = {k: _mean_std([s[k] for s in secs]) for k in secs[0]}
+    return doc, first, timing
+
+
+def plot(world: World, samples: dict[str, torch.Tensor], path: str, doc: dict | None = None) -> None:
+    """One panel per method: its samples over the density contours of p̃ (Agg backend, PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(samples)
+    cols = min(5, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    ax_ = torch.linspace(-3.5, 3.5, 200)
+    xx, yy = torch.meshgrid(ax_, ax_, indexing="xy")
+    dens = world.tilted.log_prob(torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)).exp().reshape(200, 200)
+    for a, name in zip(axes.flat, names):
+        a.contour(xx.numpy(), yy.numpy(), dens.numpy(), levels=6, cmap="Greys", linewidths=0.7)
+        x = samples[name].numpy()
+        a.scatter(x[:, 0], x[:, 1], s=1.5, alpha=0.5, color="tab:blue")
+        title = name
+        if doc is not None:
+            m = doc["methods"][name]
+            title += f"\nMMD(p~)={m['mmd_tilted']['mean']:.3f}  beta_eff={m['effective_beta']['mean']:.2f}"
+        a.set_title(title, fontsize=8)
+        a.set_xlim(-3.5, 3.5)
+        a.set_ylim(-3.5, 3.5)
+        a.set_aspect("equal")
+        a.set_xticks([])
+        a.set_yticks([])
+    for a in list(axes.flat)[len(names):]:
+        a.axis("off")
+    fig.suptitle(f"toy world: samples over p~ = p exp(beta r)/Z contours (beta={world.cfg.beta})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,114 @@
+"""Quick-mode training runs: every method moves its metric in the right direction; JSON and CLI shapes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from rtdmd_bench.toy import bench
+from rtdmd_bench.toy.distill import train_stage1
+from rtdmd_bench.toy.finetune import train_stage2
+from rtdmd_bench.toy.nets import generate, pretrain
+
+STAGE2 = [m for m, (kind, _) in bench.METHODS.items() if kind == "stage2"]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """Quick world, pretrained init and one quick AC-DMD stage 1 (shared by the stage-2 checks)."""
+    torch.set_num_threads(1)
+    cfg = bench.quick_config()
+    world = bench.World(cfg)
+    init = pretrain(world.data, cfg.pretrain_steps, batch=256, seed=0, hidden=cfg.hidden)
+    s1 = train_stage1(world.exact_teacher, init, cfg.stage1, list(cfg.sigmas), cfg.eta, seed=0)
+    return cfg, world, init, s1
+
+
+def _metric(world, net, cfg, key):
+    return _metrics(world, net, cfg)[key]
+
+
+@pytest.mark.parametrize("ambient", [True, False], ids=["ac_dmd", "dmd"])
+def test_stage1_moves_towards_the_teacher(trained, ambient):
+    cfg, world, init, s1 = trained
+    if not ambient:
+        import dataclasses
+
+        s1 = train_stage1(world.exact_teacher, init, dataclasses.replace(cfg.stage1, ambient=False),
+                          list(cfg.sigmas), cfg.eta, seed=0)
+    before, after = _metric(world, init, cfg, "mmd_teacher"), _metric(world, s1.generator, cfg, "mmd_teacher")
+    assert after < 0.8 * before, (before, after)
+
+
+@pytest.fixture(scope="module")
+def stage2_metrics(trained):
+    """Every stage-2 method trained once (quick) from the shared stage 1: {method: metrics}, plus "stage1"."""
+    import dataclasses
+
+    cfg, world, _, s1 = trained
+    out = {"stage1": _metrics(world, s1.generator, cfg)}
+    for method in STAGE2:
+        s2cfg = dataclasses.replace(cfg.stage2, beta=cfg.beta, **bench.METHODS[method][1])
+        gen = train_stage2(world.exact_teacher, s1.generator, s1.fake, world.reward, s2cfg, list(cfg.sigmas),
+                           cfg.eta, 0)
+        out[method] = _metrics(world, gen, cfg)
+    return out
+
+
+def _metrics(world, net, cfg):
+    g = torch.Generator().manual_seed(99)
+    return world.evaluate(generate(net, 1500, g, list(cfg.sigmas), cfg.eta), g)
+
+
+@pytest.mark.parametrize("method", ["rtdmd", "grpo", "bp", "rtdmd_no_bp", "rtdmd_no_consistency"])
+def test_reward_driven_methods_raise_the_reward(stage2_metrics, method):
+    before, after = stage2_metrics["stage1"]["mean_reward"], stage2_metrics[method]["mean_reward"]
+    assert after > before + 0.1, (method, before, after)
+
+
+def test_no_subgrpo_stays_near_stage1(stage2_metrics):
+    """Paper weights without the policy gradient: BP (1e-4) is dwarfed by DM (1e-3), the reward barely moves."""
+    before, after = stage2_metrics["stage1"], stage2_metrics["rtdmd_no_subgrpo"]
+    assert abs(after["mean_reward"] - before["mean_reward"]) < 0.3, (before, after)
+    assert after["mmd_teacher"] < 1.5 * before["mmd_teacher"] + 0.05
+
+
+def test_exact_kl_tilts_less_than_grpo(stage2_metrics):
+    """The exact-KL weighting keeps the KL-to-teacher force: less reward hacking than pure GRPO."""
+    exact, grpo = stage2_metrics["rtdmd_exact_kl"], stage2_metrics["grpo"]
+    assert exact["mean_reward"] < grpo["mean_reward"]
+    assert exact["mmd_teacher"] < grpo["mmd_teacher"]
+
+
+def test_teacher_row_is_at_the_floor():
+    cfg = bench.quick_config()
+    world = bench.World(cfg)
+    doc, samples, _ = bench.run(cfg, ["teacher"], seeds=1)
+    floor = doc["noise_floor"]["mmd_teacher"]
+    assert doc["methods"]["teacher"]["mmd_teacher"]["mean"] < 2 * floor
+    assert set(doc) == {"config", "noise_floor", "methods"}
+    assert set(doc["methods"]["teacher"]) == set(bench.METRICS)
+    assert samples["teacher"].shape == (cfg.n_eval, 2)
+    assert world.tilted.weights.sum().item() == pytest.approx(1.0)
+
+
+def test_cli_writes_json_and_plot(tmp_path, monkeypatch):
+    import typer
+    from typer.testing import CliRunner
+
+    from rtdmd_bench.cli.toy import toy
+
+    app = typer.Typer()
+    app.command()(toy)
+    out, png = tmp_path / "toy.json", tmp_path / "toy.png"
+    res = CliRunner().invoke(app, ["--methods", "teacher", "--seeds", "2", "--quick", "--json", str(out),
+                                   "--plot", str(png)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert set(doc["noise_floor"]) == {"mmd_teacher", "mmd_tilted"}
+    assert doc["methods"]["teacher"]["effective_beta"]["std"] >= 0
+    assert png.stat().st_size > 1000
+    bad = CliRunner().invoke(app, ["--methods", "nope", "--quick"])
+    assert bad.exit_code != 0
