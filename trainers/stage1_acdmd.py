@@ -154,6 +154,7 @@ def main(cfg: Stage1Config, cfg_dict: dict, *, weights: str | None, out: str, re
          device: str | None = None, backbone: Any = None) -> Session:
     """Build, train ``cfg.train.steps`` steps, export the LoRA; ``backbone`` overrides the image adapters (toy)."""
     from rtdmd_bench.training import parallel, session
+    from rtdmd_bench.training.periodic_eval import maybe_evaluate
     from trainers.common import build_backbone
 
     validate(cfg) if backbone is None else None
@@ -165,7 +166,8 @@ def main(cfg: Stage1Config, cfg_dict: dict, *, weights: str | None, out: str, re
                          resume=resume, dist=dist)
     sampler = PromptSampler(len(prompts), cfg.batch_size, dist.world, dist.rank, cfg.train.seed)
     loop.run(sess.state, lambda _s: step(sess, cfg, sampler), steps=cfg.train.steps, out=out, dist=dist,
-             logger=sess.logger, cfg_hash=sess.cfg_hash, save_every=cfg.train.save_every)
+             logger=sess.logger, cfg_hash=sess.cfg_hash, save_every=cfg.train.save_every,
+             on_step_end=lambda _s: maybe_evaluate(sess, cfg.eval, weights))
     session.export(sess, cfg.lora)
     sess.logger.close()
     return sess

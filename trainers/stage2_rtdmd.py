@@ -30,7 +30,12 @@ from rtdmd_bench.training.config import (
     RunSection,
 )
 from rtdmd_bench.training.ema import named_trainable
-from rtdmd_bench.training.samplers import KRepeatSampler, check_k_repeat, select_train_steps, shared_step_noise
+from rtdmd_bench.training.samplers import (
+    KRepeatSampler,
+    check_k_repeat,
+    select_train_steps,
+    shared_step_noise,
+)
 from rtdmd_bench.training.session import Session
 from rtdmd_bench.training.terms import (
     Trajectory,
@@ -312,6 +317,7 @@ def main(cfg: Stage2Config, cfg_dict: dict, *, weights: str | None, out: str, re
     """Build, train ``cfg.train.steps`` epochs, export the LoRA. ``backbone``/``rewards`` override the registry
     ones (toy world): ``rewards = {name: (callable, weight)}`` for advantages; BP uses ``bp.rewards`` names of it."""
     from rtdmd_bench.training import session
+    from rtdmd_bench.training.periodic_eval import maybe_evaluate
     from trainers.common import build_backbone, build_rewards, world_size
 
     if backbone is None:
@@ -329,7 +335,8 @@ def main(cfg: Stage2Config, cfg_dict: dict, *, weights: str | None, out: str, re
     sampler = KRepeatSampler(len(prompts), cfg.sampling.batch_size, cfg.sampling.k, dist.world, dist.rank,
                              cfg.train.seed, cfg.sampling.batches_per_epoch)
     loop.run(sess.state, lambda _s: step(sess, cfg, sampler, train_rewards, bp_rewards), steps=cfg.train.steps,
-             out=out, dist=dist, logger=sess.logger, cfg_hash=sess.cfg_hash, save_every=cfg.train.save_every)
+             out=out, dist=dist, logger=sess.logger, cfg_hash=sess.cfg_hash, save_every=cfg.train.save_every,
+             on_step_end=lambda _s: maybe_evaluate(sess, cfg.eval, weights))
     session.export(sess, cfg.lora)
     sess.logger.close()
     return sess

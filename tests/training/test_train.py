@@ -143,3 +143,13 @@ def test_fsdp2_stage2_runs(tiny_weights, tmp_path):
     state = _ckpt(out, 1)
     assert state["world"] == 2 and all(torch.isfinite(v).all() for v in state["nets"]["generator"].values())
     assert (out / "lora" / "generator_ema.pt").is_file()
+
+
+def test_periodic_eval_calls_the_harness(tiny_weights, tmp_path):
+    res = _cli(["--stage", "1", "--model", "tiny-sd35", "--weights", "tiny", "--steps", "1", "--out", str(tmp_path),
+                "--set", "eval.enabled=true", "--set", "eval.every=1", "--set", "eval.limit=2",
+                "--set", "train.console_every=0"])
+    assert res.exit_code == 0, res.output
+    row = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert "eval/smoke/saturation" in row
+    assert (tmp_path / "eval" / "step-1" / "results.json").is_file()
