@@ -22,6 +22,8 @@ class RewardSpec(Spec):
         weight_files: files under the weights root the scorer loads (relative paths).
         fetch: ``(hub repo id, filename or "" for the whole repo, destination under the root)`` triples.
         available: False for known-but-unavailable scorers; ``unavailable_reason`` says why.
+        headline: how leaderboards aggregate per-image scores: ``"mean"``, or ``"macro_over_tags"`` (GenEval's
+            official overall = unweighted mean of the per-tag accuracies).
     """
 
     version: str = "1"
@@ -36,6 +38,7 @@ class RewardSpec(Spec):
     fetch: tuple[tuple[str, str, str], ...] = ()
     available: bool = True
     unavailable_reason: str = ""
+    headline: str = "mean"
 
     def summary(self) -> dict[str, str]:
         return {

@@ -127,7 +127,7 @@ def write_tiny_hps(root: Path) -> None:
 
 
 def write_tiny_rewards(root: str | Path) -> Path:
-    """Write tiny random weights for clipscore, aesthetic, pickscore, hpsv2 and imagereward (geneval: not yet)."""
+    """Write tiny random weights for clipscore, aesthetic, pickscore, hpsv2 imagereward and geneval."""
     from transformers.utils import logging as hf_logging
 
     root = Path(root)
@@ -146,7 +146,7 @@ def write_tiny_rewards(root: str | Path) -> Path:
 def _optional_writers():
     """Writers of scorers whose modules define ``write_tiny`` (ImageReward, GenEval)."""
     writers = []
-    for module_name in ("rtdmd_bench.rewards.tiny_imagereward", "rtdmd_bench.rewards.tiny_geneval"):  # geneval: TODO
+    for module_name in ("rtdmd_bench.rewards.tiny_imagereward", "rtdmd_bench.rewards.tiny_geneval"):
         try:
             module = __import__(module_name, fromlist=["write_tiny"])
         except ModuleNotFoundError as exc:
