@@ -329,9 +329,14 @@ def main(cfg: Stage2Config, cfg_dict: dict, *, weights: str | None, out: str, re
     sess = session.start(bb=bb, cfg_dict=cfg_dict, run=cfg.train, lora_cfg=cfg.lora, gen_optim=cfg.generator_optim,
                          fake_optim=cfg.fake_optim if need_fake else None, ema_cfg=cfg.ema, out=out, prompts=prompts,
                          metadata=meta, resume=resume, dist=dist)
-    all_rewards = rewards or build_rewards({**cfg.rewards, **bp_weights(cfg)}, weights, dist.device)
+    if rewards is None:
+        bp_w = bp_weights(cfg)
+        all_rewards = build_rewards({**cfg.rewards, **bp_w}, weights, dist.device)
+    else:  # caller-supplied (toy) rewards are taken as differentiable: BP uses bp.rewards or all of cfg.rewards
+        bp_w = (dict(cfg.bp.rewards) if cfg.bp.rewards is not None else dict(cfg.rewards)) if cfg.bp.enabled else {}
+        all_rewards = rewards
     train_rewards = {k: (all_rewards[k][0], w) for k, w in cfg.rewards.items()}
-    bp_rewards = {k: (all_rewards[k][0], w) for k, w in bp_weights(cfg).items()}
+    bp_rewards = {k: (all_rewards[k][0], w) for k, w in bp_w.items()}
     sampler = KRepeatSampler(len(prompts), cfg.sampling.batch_size, cfg.sampling.k, dist.world, dist.rank,
                              cfg.train.seed, cfg.sampling.batches_per_epoch)
     loop.run(sess.state, lambda _s: step(sess, cfg, sampler, train_rewards, bp_rewards), steps=cfg.train.steps,
