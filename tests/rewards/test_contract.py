@@ -127,7 +127,7 @@ def test_wrong_tokenizer_vocab_size_is_an_error(reward_root, tmp_path):
         build("pickscore", weights=tmp_path)
 
 
-@pytest.mark.parametrize("name", ["hpsv3", "geneval2", "ocr", "geneval"])
+@pytest.mark.parametrize("name", ["hpsv3", "geneval2", "ocr"])
 def test_known_but_unavailable(name):
     spec = REWARDS.spec(name)
     assert not spec.available and spec.unavailable_reason
