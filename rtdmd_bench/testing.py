@@ -15,8 +15,10 @@ def write_tiny_weights(root: str | Path) -> Path:
     """Write tiny random weights for every model and reward into ``root``; returns ``root``."""
     import torch
 
+    from rtdmd_bench.eval.runner import quiet_hf
     from rtdmd_bench.weights import TINY_MARKER
 
+    quiet_hf()
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     state = torch.random.get_rng_state()
