@@ -22,4 +22,4 @@ lint: setup
 	$(BIN)/ruff check rtdmd_bench trainers tests benchmarks
 
 toy: setup
-	$(BIN)/rtdmd-bench toy --json docs/toy.json --plot docs/toy.png
+	$(BIN)/rtdmd-bench toy --seeds 3 --json docs/toy.json --plot docs/toy.png
