@@ -17,8 +17,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import rtdmd_bench  # noqa: E402,F401  (installs the torchvision shim hook before any torchvision import)
 
 
-class NetworkBlocked(RuntimeError):
-    """Raised when a test tries to reach the network."""
+class NetworkBlocked(OSError):
+    """Raised when a test tries to reach the network (an OSError, as a real offline machine gives). Every
+    attempt is also recorded, and a test that made one fails unless it asked for ``network_attempts``."""
+
+
+ATTEMPTS: list[str] = []
 
 
 _real_connect = socket.socket.connect
@@ -34,18 +38,35 @@ def _is_local(address) -> bool:
 
 def _guarded_connect(self, address):
     if not _is_local(address):
+        ATTEMPTS.append(f"connect {address!r}")
         raise NetworkBlocked(f"test tried to connect to {address!r}")
     return _real_connect(self, address)
 
 
 def _guarded_getaddrinfo(host, *args, **kwargs):
     if host not in (None, "localhost", "127.0.0.1", "::1", "0.0.0.0") and not str(host).startswith("127."):
+        ATTEMPTS.append(f"resolve {host!r}")
         raise NetworkBlocked(f"test tried to resolve {host!r}")
     return _real_getaddrinfo(host, *args, **kwargs)
 
 
 socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
 socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
+
+
+@pytest.fixture(autouse=True)
+def _no_network_attempts(request):
+    """Fail any test that tried the network (even if the code under test swallowed the OSError)."""
+    ATTEMPTS.clear()
+    yield
+    if ATTEMPTS and "network_attempts" not in request.fixturenames:
+        pytest.fail(f"network access attempted: {ATTEMPTS[:3]}")
+
+
+@pytest.fixture
+def network_attempts() -> list[str]:
+    """Opt-in for tests of offline error paths: the recorded (blocked) attempts."""
+    return ATTEMPTS
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # error messages stay greppable: never hard-wrapped
 
 
 def split_list(values: list[str] | None) -> tuple[str, ...]:

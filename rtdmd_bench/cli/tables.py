@@ -10,20 +10,26 @@ def fmt(value: float | None, digits: int = 4) -> str:
 
 
 def results_table(results: dict[str, Any]):
-    """One row per suite/reward: headline value, 95% CI over prompts, n, invalid count."""
+    """One row per suite/reward: headline value, 95% CI over prompts, n, invalid count (fits 80 columns)."""
     from rich.table import Table
 
     tiny = " — TINY RANDOM WEIGHTS (not real model numbers)" if results.get("tiny_weights") else ""
     model = results.get("model", {})
+    entries = list(results.get("results", {}).values())
+    macro = any(e["headline"] == "macro_over_tags" for e in entries)
     table = Table(title=f"{model.get('name', '?')}: NFE {model.get('nfe', '?')}, "
-                        f"{model.get('height', '?')}x{model.get('width', '?')}{tiny}")
-    for col in ("suite", "reward", "", "mean", "95% CI", "n", "invalid", "note"):
-        table.add_column(col, justify="right" if col in ("mean", "95% CI", "n", "invalid") else "left")
-    for e in results.get("results", {}).values():
-        value = e["macro_over_tags"] if e["headline"] == "macro_over_tags" else e["mean"]
-        ci = e["ci95"]
-        note = "macro over tags" if e["headline"] == "macro_over_tags" else ""
-        table.add_row(f"{e['suite']}@{e['suite_version']}", f"{e['reward']}@{e['reward_version']}",
-                      "↑" if e["higher_is_better"] else "↓", fmt(value),
-                      f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "—", str(e["n"]), str(e["n_invalid"]), note)
+                        f"{model.get('height', '?')}x{model.get('width', '?')}{tiny}",
+                  caption="* macro mean over tags (GenEval's official overall)" if macro else None)
+    table.add_column("suite")
+    table.add_column("reward", overflow="fold")
+    for col in ("value", "95% CI", "n", "invalid"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for e in entries:
+        is_macro = e["headline"] == "macro_over_tags"
+        value = e["macro_over_tags"] if is_macro else e["mean"]
+        ci = e.get("headline_ci95", e["ci95"])
+        table.add_row(f"{e['suite']}@{e['suite_version']}",
+                      f"{e['reward']}@{e['reward_version']} {'↑' if e['higher_is_better'] else '↓'}",
+                      fmt(value) + ("*" if is_macro else ""),
+                      f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "—", str(e["n"]), str(e["n_invalid"]))
     return table
