@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from rtdmd_bench.training.backbone import Networks
-from rtdmd_bench.training.lora import lora_targets
+from rtdmd_bench.training.lora import enable_gradient_checkpointing, lora_targets
 
 
 class ImageBackbone:
@@ -20,10 +20,14 @@ class ImageBackbone:
         base: adapter of the pretrained (teacher) model; its encoders, VAE and schedule are used for all roles.
         generator_init: adapter whose transformer initialises the generator (FLUX.2: the distilled klein model).
         fake_init: adapter whose transformer initialises the fake score (default: the base).
+        gradient_checkpointing: ``model.gradient_checkpointing``: the generator and fake-score copies returned by
+            ``networks()`` recompute block activations in backward (the frozen teacher only runs under no_grad).
     """
 
-    def __init__(self, base: Any, generator_init: Any = None, fake_init: Any = None) -> None:
+    def __init__(self, base: Any, generator_init: Any = None, fake_init: Any = None,
+                 gradient_checkpointing: bool = False) -> None:
         self.base, self._gen_init, self._fake_init = base, generator_init, fake_init
+        self.gradient_checkpointing = bool(gradient_checkpointing)
         self.family = base.spec.family
         self.latent_shape = tuple(base.latent_shape)
         self.sigmas = torch.tensor(base.sigmas, dtype=torch.float32)
@@ -35,6 +39,9 @@ class ImageBackbone:
         teacher = self.base.transformer
         gen = copy.deepcopy((self._gen_init or self.base).transformer)
         fake = copy.deepcopy((self._fake_init or self.base).transformer)
+        if self.gradient_checkpointing:  # on the copies only: the shared base transformer (teacher) is untouched
+            enable_gradient_checkpointing(gen)
+            enable_gradient_checkpointing(fake)
         return Networks(teacher=teacher, generator=gen, fake=fake)
 
     def encode(self, prompts: Sequence[str]) -> Any:
@@ -53,11 +60,14 @@ class ImageBackbone:
 
 
 def build_image_backbone(model: str, weights: str | None, device: Any, generator_model: str | None = None,
-                         fake_model: str | None = None, **overrides: Any) -> ImageBackbone:
-    """Load the adapters (``overrides``: ModelSpec fields such as height/width/eta) and wrap them."""
+                         fake_model: str | None = None, gradient_checkpointing: bool = False,
+                         **overrides: Any) -> ImageBackbone:
+    """Load the adapters (``overrides``: ModelSpec fields such as height/width/eta) and wrap them.
+
+    ``gradient_checkpointing`` is ``ModelSection.gradient_checkpointing`` (see ``ImageBackbone``)."""
     from rtdmd_bench.models import build
 
     base = build(model, weights=weights, device=device, **overrides)
     gen = build(generator_model, weights=weights, device=device, **overrides) if generator_model else None
     fake = build(fake_model, weights=weights, device=device, **overrides) if fake_model else None
-    return ImageBackbone(base, gen, fake)
+    return ImageBackbone(base, gen, fake, gradient_checkpointing=gradient_checkpointing)

@@ -55,6 +55,29 @@ def inject_lora(net: nn.Module, targets: Sequence[str], rank: int, alpha: float,
     return net
 
 
+def enable_gradient_checkpointing(net: nn.Module) -> nn.Module:
+    """Recompute each transformer block's activations in backward instead of storing them (``model.
+    gradient_checkpointing``): memory O(blocks) boundary states instead of O(all activations), ~1 extra forward.
+
+    Uses diffusers' ``enable_gradient_checkpointing`` with an explicit *non-reentrant* ``torch.utils.checkpoint``:
+    the reentrant variant returns no gradient for parameters inside a block when the block's inputs do not require
+    grad, which is exactly the LoRA case (frozen patch embedding upstream), and it does not compose with DDP/FSDP2
+    hooks. Works before or after ``inject_lora`` (peft swaps Linear layers inside the blocks, the block-level flag
+    stays). Only grad-enabled forwards are checkpointed, so no-grad rollouts are unaffected.
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    if not callable(getattr(net, "enable_gradient_checkpointing", None)):
+        raise TypeError(f"{type(net).__name__} has no enable_gradient_checkpointing(); set "
+                        f"model.gradient_checkpointing: false for this backbone")
+
+    def _non_reentrant(module: nn.Module, *args):
+        return checkpoint(module.__call__, *args, use_reentrant=False)
+
+    net.enable_gradient_checkpointing(_non_reentrant)
+    return net
+
+
 def _lora_layers(net: nn.Module) -> Iterator[nn.Module]:
     from peft.tuners.lora import LoraLayer
 
