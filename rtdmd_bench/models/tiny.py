@@ -17,7 +17,7 @@ QWEN_CHAT_TEMPLATE = (
 )
 
 
-def _byte_alphabet() -> list[str]:
+def byte_alphabet() -> list[str]:
     """The GPT-2/CLIP byte-level alphabet (256 printable stand-ins for the bytes)."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs, extra = bs[:], 0
@@ -33,7 +33,7 @@ def tiny_clip_tokenizer():
     """Byte-level CLIP BPE with a handful of merges (transformers 5 takes vocab/merges in memory)."""
     from transformers import CLIPTokenizer
 
-    chars, vocab = _byte_alphabet(), {}
+    chars, vocab = byte_alphabet(), {}
     for c in chars:
         vocab.setdefault(c, len(vocab))
     for c in chars:
@@ -65,7 +65,7 @@ def tiny_qwen_tokenizer():
     from transformers import Qwen2TokenizerFast
 
     vocab = {}
-    for c in _byte_alphabet():
+    for c in byte_alphabet():
         vocab.setdefault(c, len(vocab))
     merges = [("Ġ", "t"), ("h", "e"), ("i", "n")]
     for a, b in merges:

@@ -15,42 +15,11 @@ from pathlib import Path
 
 import torch
 
+from rtdmd_bench.models.tiny import tiny_clip_tokenizer  # the one tiny CLIP BPE (shared with the generators)
 from rtdmd_bench.rewards.preprocess import CLIP_MEAN, CLIP_STD
 
 IMAGE_SIZE = 224  # production geometry; the towers stay tiny through large patches and narrow widths
 TINY_OPEN_CLIP_TEXT = {"context_length": 77, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}
-
-
-def _bytes_to_unicode() -> list[str]:
-    """GPT-2/CLIP byte-level alphabet (256 printable stand-ins for the 256 byte values)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
-
-
-def tiny_clip_tokenizer():
-    """A real ``CLIPTokenizer`` over the byte alphabet + a few merges (518 tokens, BOS 516, EOS=PAD 517)."""
-    from transformers import CLIPTokenizer
-
-    chars = _bytes_to_unicode()
-    vocab: dict[str, int] = {}
-    for c in chars:
-        vocab.setdefault(c, len(vocab))
-    for c in chars:
-        vocab.setdefault(c + "</w>", len(vocab))
-    merges = [("t", "h"), ("th", "e</w>"), ("a", "n"), ("i", "n")]
-    for a, b in merges:
-        vocab.setdefault(a + b, len(vocab))
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    tok = CLIPTokenizer(vocab=vocab, merges=merges)
-    tok.model_max_length = 77
-    return tok
 
 
 def _tiny_clip_model(tokenizer, hidden_act: str):

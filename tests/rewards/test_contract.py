@@ -112,15 +112,15 @@ def test_wrong_tokenizer_vocab_size_is_an_error(reward_root, tmp_path):
     """transformers 5 silently returns a 5-token tokenizer when files are missing; we refuse mismatches."""
     from transformers import CLIPTokenizer
 
+    from rtdmd_bench.models.tiny import byte_alphabet
     from rtdmd_bench.rewards.checkpoint import TokenizerVocabError
-    from rtdmd_bench.rewards.tiny import _bytes_to_unicode
 
     for d in ("PickScore_v1", "CLIP-ViT-H-14-laion2B-s32B-b79K"):
         shutil.copytree(reward_root / d, tmp_path / d)
     proc = tmp_path / "CLIP-ViT-H-14-laion2B-s32B-b79K"
     for f in ("tokenizer.json", "tokenizer_config.json"):
         (proc / f).unlink()
-    vocab = {c: i for i, c in enumerate(_bytes_to_unicode())}
+    vocab = {c: i for i, c in enumerate(byte_alphabet())}
     vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
     CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(proc)  # 258 tokens, model expects 518
     with pytest.raises(TokenizerVocabError, match="258 tokens"):
