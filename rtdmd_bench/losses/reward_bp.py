@@ -85,7 +85,7 @@ def reward_bp_loss(x: Tensor, v: Tensor, sigma: Tensor | float, sigma_next: floa
                    decode: Callable[[Tensor], Tensor], rewards: Mapping[str, tuple[nn.Module, float]],
                    prompts: Sequence[str], metadata: Sequence[Mapping[str, Any]] | None = None,
                    margin: float = 3.0, scale: float = 1e-4,
-                   only_deterministic: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+                   only_deterministic: bool = True, bp_batch_size: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
     """BP term of one generator step: decode ``x̂0 = x − σ·v`` with grad and hinge the weighted reward.
 
     The pathwise half of eq. (5.3): ``x`` (the rollout latent) is a constant, the gradient flows through ``v``
@@ -98,6 +98,8 @@ def reward_bp_loss(x: Tensor, v: Tensor, sigma: Tensor | float, sigma_next: floa
         decode: latents -> images ``[B, 3, H, W]`` in [0, 1], keeping the graph.
         rewards: name -> ``(differentiable reward module, weight)``.
         only_deterministic: ``bp_only_deterministic``: return an exact 0 unless ``sigma_next == 0``.
+        bp_batch_size: decode and score at most this many samples at a time (§4.7: 2 for FLUX); 0 = the whole
+            batch. Same loss value and gradient as unchunked (see ``_chunked_hinge``).
 
     Returns:
         ``(loss, metrics)``: scalar; ``bp_reward`` (mean R) and ``bp_<name>`` means (absent for a skipped step).
@@ -105,8 +107,49 @@ def reward_bp_loss(x: Tensor, v: Tensor, sigma: Tensor | float, sigma_next: floa
     if only_deterministic and float(sigma_next) != 0.0:
         return (v.float() * 0.0).sum(), {}  # exact zero that keeps the graph shape for DDP
     x0 = x0_from_velocity(x.float(), v.float(), sigma if not isinstance(sigma, Tensor) else sigma.float())
-    images = decode(x0)
-    total, parts = weighted_reward(images, prompts, rewards, metadata)
-    loss = reward_hinge_loss(total, margin, scale)
+    if 0 < bp_batch_size < x0.shape[0]:
+        loss, total, parts = _chunked_hinge(x0, bp_batch_size, decode, rewards, prompts, metadata, margin, scale)
+    else:
+        total, parts = weighted_reward(decode(x0), prompts, rewards, metadata)
+        loss = reward_hinge_loss(total, margin, scale)
     metrics = {"bp_reward": total.detach().mean(), **{f"bp_{k}": p.mean() for k, p in parts.items()}}
     return loss, metrics
+
+
+def _chunked_hinge(x0: Tensor, chunk: int, decode: Callable[[Tensor], Tensor],
+                   rewards: Mapping[str, tuple[nn.Module, float]], prompts: Sequence[str],
+                   metadata: Sequence[Mapping[str, Any]] | None, margin: float,
+                   scale: float) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """``reward_hinge_loss`` of ``decode(x0)`` in chunks, holding one chunk's decoder/scorer graph at a time.
+
+    With ``L = scale/B · Σ_b relu(margin − R_b)`` the per-chunk terms ``L_c`` add up to ``L``. Each chunk is
+    decoded and scored from a detached leaf ``x0_c`` and differentiated at once (``g_c = ∂L_c/∂x0_c``, then its
+    graph is freed), and the returned loss is the surrogate
+
+        L̃ = Σ_b ⟨x0_b, g_b⟩ + (L − Σ_b ⟨x0_b, g_b⟩).detach()
+
+    whose value is ``L`` and whose gradient w.r.t. everything upstream of ``x0`` (``v``, the generator) is
+    ``Σ_b g_b · ∂x0_b/∂θ`` = the unchunked gradient. ``torch.autograd.grad`` (not ``backward``) only touches the
+    leaves, so frozen decoder/scorer parameters get no ``.grad`` and no DDP/FSDP hook fires here.
+
+    Returns:
+        ``(loss, R [B] detached, {name: r_k [B] detached})``.
+    """
+    n = x0.shape[0]
+    differentiate = torch.is_grad_enabled() and x0.requires_grad
+    grads, totals, parts, value = [], [], {}, x0.new_zeros(())
+    for lo in range(0, n, chunk):
+        leaf = x0[lo:lo + chunk].detach().requires_grad_(differentiate)
+        meta = None if metadata is None else metadata[lo:lo + chunk]
+        r, p = weighted_reward(decode(leaf), prompts[lo:lo + chunk], rewards, meta)
+        part = reward_hinge_loss(r, margin, scale) * (leaf.shape[0] / n)  # chunk mean -> its share of the batch mean
+        if differentiate:
+            grads.append(torch.autograd.grad(part, leaf)[0])
+        value = value + part.detach()
+        totals.append(r.detach())
+        for k, t in p.items():
+            parts.setdefault(k, []).append(t)
+    if not differentiate:
+        return value, torch.cat(totals), {k: torch.cat(t) for k, t in parts.items()}
+    surrogate = (x0 * torch.cat(grads)).sum()
+    return surrogate + (value - surrogate.detach()), torch.cat(totals), {k: torch.cat(t) for k, t in parts.items()}
