@@ -99,3 +99,36 @@ def clipped_policy_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, clip_range:
             "approx_kl": 0.5 * (log_ratio ** 2).mean(),
         }
     return loss, metrics
+
+
+def filter_zero_advantage(adv: Tensor, multiple: int, generator: torch.Generator | None = None) -> Tensor:
+    """Indices of the samples the generator trains on after zero-advantage filtering (§4.5).
+
+    Samples whose advantages are all zero (``Σ_j |A[i, j]| = 0``) carry no policy gradient and are dropped. The
+    kept count is then padded up to a multiple of ``multiple`` (the number of sub-batches, so every rank runs the
+    same number of backward calls) by re-admitting randomly chosen dropped samples; if every sample is zero, a
+    random ``multiple`` are kept. Counts never exceed N.
+
+    Args:
+        adv: ``[N]`` or ``[N, T]`` advantages of the local samples.
+        multiple: pad target (``sampling.grad_accum``, 16 in the shipped configs); ≥ 1.
+        generator: CPU generator for the random re-admission (e.g. ``SampleRNG.generator(epoch, "adv_filter",
+            rank)``), so the choice is reproducible and resumable.
+
+    Returns:
+        ``[M]`` int64 indices into the N samples, ascending, unique; ``M = min(N, multiple·⌈max(k, 1)/multiple⌉)``
+        with ``k`` the number of nonzero samples.
+
+    >>> filter_zero_advantage(torch.tensor([0.5, 0.0, -1.0, 2.0]), 1).tolist()
+    [0, 2, 3]
+    """
+    if multiple < 1:
+        raise ValueError(f"multiple must be >= 1, got {multiple}")
+    a = adv.detach().reshape(adv.shape[0], -1).abs().sum(dim=1).cpu()
+    n = a.shape[0]
+    nonzero = torch.nonzero(a != 0).flatten()
+    zero = torch.nonzero(a == 0).flatten()
+    k = int(nonzero.numel())
+    target = min(n, multiple * -(-max(k, 1) // multiple))  # ceil to a multiple; all-zero keeps one multiple
+    extra = zero[torch.randperm(zero.numel(), generator=generator)[:target - k]]
+    return torch.sort(torch.cat([nonzero, extra])).values
