@@ -267,13 +267,23 @@ class FlowGenerator:
 
     # ------------------------------------------------------------------------------------------ metadata
     def describe(self) -> dict[str, Any]:
-        """Provenance for results.json ``model``."""
+        """Provenance for results.json ``model``.
+
+        A LoRA with a ``training.json`` beside it adds ``training`` (that file's content, path and sha256) to its
+        ``lora`` entry, and the stack's optimised reward names become ``training_rewards`` (read by the
+        reward-hacking check of ``rtdmd-bench report compare``); without one, neither key appears.
+        """
+        from rtdmd_bench.models.lora import training_reward_names
         from rtdmd_bench.weights import is_tiny
 
         s = self.spec
+        loras = [{"path": r["path"], "sha256": r["sha256"], **({"training": r["training"]} if r.get("training") else {})}
+                 for r in self.lora_records]
+        trained = {"training_rewards": training_reward_names(self.lora_records)} if any(
+            r.get("training") for r in self.lora_records) else {}
         return {"name": s.name, "family": s.family, "base": s.hub_id, "revision": s.revision,
-                "weights_dir": s.weights_dir, "lora": [{"path": r["path"], "sha256": r["sha256"]} for r in self.lora_records],
+                "weights_dir": s.weights_dir, "lora": loras,
                 "nfe": s.nfe, "steps": s.steps, "step_list": list(s.step_list) if s.sampler == "cps" else None,
                 "sigmas": self.sigmas, "eta": s.eta if s.sampler == "cps" else 0.0, "guidance": s.guidance,
                 "height": s.height, "width": s.width, "dtype": str(self.dtype).replace("torch.", ""),
-                "sampler": s.sampler, "tiny": bool(s.tiny or is_tiny(self.root))}
+                "sampler": s.sampler, "tiny": bool(s.tiny or is_tiny(self.root)), **trained}

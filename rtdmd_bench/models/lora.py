@@ -9,6 +9,9 @@ Accepted inputs (format detected from the files):
 * diffusers LoRA ``.safetensors`` (``transformer.<module>.lora_A.weight`` / ``lora_B``, or ``lora_down`` / ``lora_up``
   with optional per-module ``.alpha``); other layouts go through the pipeline's ``lora_state_dict`` converter.
 
+A ``training.json`` beside a LoRA (written by the trainers' export: stage, trainer, rewards, base_model, steps)
+is copied into its merge record as ``training``; ``describe()`` turns the reward names into ``training_rewards``.
+
 Keys lose the prefixes ``module.``, ``_orig_mod.``, ``base_model.model.`` and ``transformer.``. Each file is merged in
 order: ``W ← W + (alpha/r)·(B·A)``, the product in fp32, added in the parameter dtype (a transposed delta is
 accepted). A file that matches no weight of the model is an error, never a silent no-op.
@@ -77,6 +80,35 @@ def resolve(path: str | Path, rank: int = DEFAULT_RANK, alpha: float = DEFAULT_A
     fmt = "safetensors" if path.suffix == ".safetensors" else "pt"
     r, a = _config(path.parent, rank, alpha)
     return LoraFile(path, path, fmt, r, a, sha256_file(path))
+
+
+def training_info(lf: LoraFile) -> dict[str, Any] | None:
+    """``training.json`` beside the weight file (or in the LoRA dir), with its sha256; None when absent.
+
+    Raises:
+        LoraError: the file exists but is not a JSON object with a ``rewards`` mapping.
+    """
+    for folder in dict.fromkeys((lf.weights.parent, lf.path if lf.path.is_dir() else lf.path.parent)):
+        f = folder / "training.json"
+        if f.is_file():
+            try:
+                data = json.loads(f.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as e:
+                raise LoraError(f"{f} is not valid JSON: {e}") from e
+            if not isinstance(data, dict) or not isinstance(data.get("rewards", {}), dict):
+                raise LoraError(f"{f} must be an object with a 'rewards' mapping of name -> weight")
+            return {**data, "path": str(f), "sha256": sha256_file(f)}
+    return None
+
+
+def training_reward_names(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Reward names optimised by any LoRA of a stack (nonzero ``rewards`` and ``bp_rewards``), first-seen order."""
+    names: dict[str, None] = {}
+    for r in records:
+        t = r.get("training") or {}
+        for key in ("rewards", "bp_rewards"):
+            names.update({str(k): None for k, w in (t.get(key) or {}).items() if float(w) != 0.0})
+    return list(names)
 
 
 def read_state_dict(weights: Path) -> dict[str, Any]:
@@ -180,5 +212,5 @@ def merge_lora_stack(module: Any, paths: Sequence[str | Path], rank: int = DEFAU
             raise LoraError(f"LoRA {lf.path} matched no weight of the model (LoRA modules: {sample}; "
                             f"model parameters look like: {names})")
         records.append({"path": str(lf.path), "sha256": lf.sha256, "format": lf.format, "rank": lf.rank,
-                        "alpha": lf.alpha, "merged": merged})
+                        "alpha": lf.alpha, "merged": merged, "training": training_info(lf)})
     return records

@@ -3,7 +3,9 @@
 Injection uses peft (``inject_adapter_in_model``) with the per-family target modules of §3.1; every non-LoRA
 parameter is frozen. Export writes the reference's LoRA-only ``.pt`` (``lora_A``/``lora_B`` weights, peft key
 names without the adapter name) plus ``adapter_config.json`` holding ``r``/``lora_alpha``/``target_modules``
-in the same folder; ``rtdmd-bench eval --model NAME --lora FILE`` merges it as ``W += (α/r)·B·A``.
+in the same folder; ``rtdmd-bench eval --model NAME --lora FILE`` merges it as ``W += (α/r)·B·A``. With a
+``training`` record, ``training.json`` beside it says how the LoRA was trained (the evaluation harness copies it
+into ``results.json["model"]`` so the reward-hacking check knows the training rewards).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ _SD3_FLUX1 = ("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "attn.add_
 _FLUX2 = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out",
           "to_qkv_mlp_proj")
 ADAPTER = "default"
+TRAINING_JSON = "training.json"  # read by rtdmd_bench.models.lora.training_info
 
 
 def lora_targets(family: str, net: nn.Module) -> list[str]:
@@ -136,9 +139,21 @@ def lora_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
             for k, v in state.items() if "lora_" in k}
 
 
+def training_record(stage: int, trainer: str, rewards: Mapping[str, float], base_model: str, steps: int,
+                    **extra: object) -> dict:
+    """The ``training.json`` content: ``{"stage", "trainer", "rewards": {name: weight}, "base_model", "steps"}``.
+
+    ``rewards`` are every reward the run optimised (advantage rewards and BP rewards; stage 1: none). ``extra``
+    adds fields (``bp_rewards``, ``config_hash``, ...) that must be JSON-serialisable.
+    """
+    return {"stage": int(stage), "trainer": str(trainer), "rewards": {str(k): float(w) for k, w in rewards.items()},
+            "base_model": str(base_model), "steps": int(steps), **extra}
+
+
 def export_lora(path: str | Path, state: Mapping[str, Tensor], rank: int, alpha: float,
-                targets: Sequence[str]) -> Path:
-    """Write ``path`` (``.pt``: ``{key: tensor}`` of lora_A/lora_B) and ``adapter_config.json`` next to it."""
+                targets: Sequence[str], training: Mapping | None = None) -> Path:
+    """Write ``path`` (``.pt``: ``{key: tensor}`` of lora_A/lora_B) and ``adapter_config.json`` next to it;
+    with ``training`` (see ``training_record``) also ``training.json``."""
     import io
 
     path = Path(path)
@@ -151,6 +166,8 @@ def export_lora(path: str | Path, state: Mapping[str, Tensor], rank: int, alpha:
     atomic_write_json(path.parent / "adapter_config.json", {
         "peft_type": "LORA", "r": int(rank), "lora_alpha": float(alpha), "target_modules": list(targets),
         "init_lora_weights": "gaussian", "files": [path.name]})
+    if training is not None:
+        atomic_write_json(path.parent / TRAINING_JSON, dict(training))
     return path
 
 
