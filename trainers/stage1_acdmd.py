@@ -7,6 +7,7 @@ Each train step: fake-score update on a fresh random-stop rollout (ambient targe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,22 +151,37 @@ def step(sess: Session, cfg: Stage1Config, sampler: PromptSampler) -> dict[str, 
     return {**metrics, **sess.timer.pop()}
 
 
-def main(cfg: Stage1Config, cfg_dict: dict, *, weights: str | None, out: str, resume: bool = False,
-         device: str | None = None, backbone: Any = None) -> Session:
-    """Build, train ``cfg.train.steps`` steps, export the LoRA; ``backbone`` overrides the image adapters (toy)."""
+def build(cfg: Stage1Config, cfg_dict: dict, *, weights: str | None, out: str, resume: bool = False,
+          device: str | None = None, backbone: Any = None,
+          prompts: Sequence[str] | None = None) -> tuple[Session, PromptSampler]:
+    """Session and sampler of a run. ``backbone`` replaces the registry adapters (toy world, no weights root);
+    ``prompts`` replaces ``data.prompts`` (in-memory list, empty metadata)."""
     from rtdmd_bench.training import parallel, session
-    from rtdmd_bench.training.periodic_eval import maybe_evaluate
     from trainers.common import build_backbone
 
-    validate(cfg) if backbone is None else None
-    prompts, meta = session.load_prompts(cfg.data.prompts, cfg.data.limit)
+    if backbone is None:
+        validate(cfg)
+    if prompts is None:
+        prompts, meta = session.load_prompts(cfg.data.prompts, cfg.data.limit)
+    else:
+        prompts, meta = list(prompts), [{} for _ in prompts]
     dist = parallel.init(device)
     bb = backbone or build_backbone(cfg.model, weights, dist.device)
     sess = session.start(bb=bb, cfg_dict=cfg_dict, run=cfg.train, lora_cfg=cfg.lora, gen_optim=cfg.generator_optim,
                          fake_optim=cfg.fake_optim, ema_cfg=cfg.ema, out=out, prompts=prompts, metadata=meta,
-                         resume=resume, dist=dist)
-    sampler = PromptSampler(len(prompts), cfg.batch_size, dist.world, dist.rank, cfg.train.seed)
-    loop.run(sess.state, lambda _s: step(sess, cfg, sampler), steps=cfg.train.steps, out=out, dist=dist,
+                         resume=resume, dist=dist, rng_block=cfg.batch_size * dist.world if cfg.train.batched_rng else 0)
+    return sess, PromptSampler(len(prompts), cfg.batch_size, dist.world, dist.rank, cfg.train.seed)
+
+
+def main(cfg: Stage1Config, cfg_dict: dict, *, weights: str | None, out: str, resume: bool = False,
+         device: str | None = None, backbone: Any = None, prompts: Sequence[str] | None = None) -> Session:
+    """Build (see ``build`` for the overrides), train ``cfg.train.steps`` steps, export the LoRA."""
+    from rtdmd_bench.training import session
+    from rtdmd_bench.training.periodic_eval import maybe_evaluate
+
+    sess, sampler = build(cfg, cfg_dict, weights=weights, out=out, resume=resume, device=device, backbone=backbone,
+                          prompts=prompts)
+    loop.run(sess.state, lambda _s: step(sess, cfg, sampler), steps=cfg.train.steps, out=out, dist=sess.dist,
              logger=sess.logger, cfg_hash=sess.cfg_hash, save_every=cfg.train.save_every,
              on_step_end=lambda _s: maybe_evaluate(sess, cfg.eval, weights))
     session.export(sess, cfg.lora)

@@ -9,14 +9,14 @@ deterministic last step w_dm·DMD + reward back-propagation -> clip, AdamW, EMA.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 
-from rtdmd_bench.losses.ambient import consistency_timesteps, renoise_timesteps
-from rtdmd_bench.losses.policy import clipped_policy_loss, group_advantages
-from rtdmd_bench.losses.reward_bp import differentiable_subset, reward_bp_loss
+from rtdmd_bench.losses.policy import clipped_policy_loss
+from rtdmd_bench.losses.reward_bp import differentiable_subset
 from rtdmd_bench.training import loop, parallel
 from rtdmd_bench.training.config import (
     ConsistencySection,
@@ -30,22 +30,10 @@ from rtdmd_bench.training.config import (
     RunSection,
 )
 from rtdmd_bench.training.ema import named_trainable
-from rtdmd_bench.training.samplers import (
-    KRepeatSampler,
-    check_k_repeat,
-    select_train_steps,
-    shared_step_noise,
-)
+from rtdmd_bench.training.samplers import KRepeatSampler, check_k_repeat, select_train_steps
 from rtdmd_bench.training.session import Session
-from rtdmd_bench.training.terms import (
-    Trajectory,
-    dmd_generator_term,
-    fake_score_term,
-    kl_to_reference,
-    levels,
-    policy_logprob,
-    rollout_with_logprob,
-)
+from rtdmd_bench.training.stage2_terms import advantages, fake_update, last_step_loss, rollout
+from rtdmd_bench.training.terms import kl_to_reference, policy_logprob
 
 
 @dataclass(frozen=True)
@@ -62,15 +50,32 @@ class SamplingSection:
 
 @dataclass(frozen=True)
 class AdvantageSection:
+    """Advantages of the policy term.
+
+    ``mode``: ``standardized`` (paper, eq. 4.1: per-reward group mean over the global std, weighted sum,
+    re-standardised; clipped to ±``adv_clip`` in the loss) or ``raw_loo`` (exact-KL mode, §5:
+    ``beta``·(R − leave-one-out group mean), not standardised and never clipped, so the policy term is an unbiased
+    estimate of β·∇E[R]). ``beta`` is read only by ``raw_loo``.
+    """
+
+    mode: Literal["standardized", "raw_loo"] = "standardized"
     global_std: bool = True
     eps: float = 1e-4
     adv_clip: float = 5.0
+    beta: float = 1.0
 
 
 @dataclass(frozen=True)
 class PolicySection:
-    """Clipped policy loss (eq. 4.2), SubGRPO step selection (§4.4), optional KL to the initial policy."""
+    """Clipped policy loss (eq. 4.2), SubGRPO step selection (§4.4), optional KL to the initial policy.
 
+    ``enabled: false`` drops the policy term (no PPO step, fresh noise on every step; the BP-only and
+    no-SubGRPO variants). ``subset_correction`` multiplies the PPO term by ``(N−1)/|S|`` so that the subset sum
+    over S is an unbiased estimate of the sum over all N−1 stochastic steps (eq. 5.3; the paper does not).
+    """
+
+    enabled: bool = True
+    subset_correction: bool = False
     clip_range: tuple[float, float] = (1e-5, 1e-5)
     kl_beta: float = 0.0
     step_selection: bool = True
@@ -81,12 +86,21 @@ class PolicySection:
 
 @dataclass(frozen=True)
 class AuxSection:
-    """Last-step distribution matching (§4.7 item 1) and the fake score that tracks the generator (§4.6)."""
+    """Last-step distribution matching (§4.7 item 1) and the fake score that tracks the generator (§4.6).
+
+    Paper defaults: DM on the one-step x̂0 of the last step (``path: last_step``), per-sample normaliser
+    (``gradient_normalization``), no time weight. The exact-KL mode of §5 uses ``gradient_normalization: false``,
+    ``time_weight: kl`` (per-sample ``D·(1−t)²/t²``, the DMD gradient becomes ∇KL(p_θ,t‖p_t) in nats) and
+    ``path: chain`` (the DM gradient reaches every generator step through the reparameterised rollout; with DM on
+    the last step only, nothing pulls the mode-choosing early steps towards the teacher).
+    """
 
     loss: Literal["ac_dmd", "dmd", "none"] = "ac_dmd"
     weight: float = 0.001
     real_guidance_scale: float = 4.5
     gradient_normalization: bool = True
+    time_weight: Literal["none", "kl"] = "none"
+    path: Literal["last_step", "chain"] = "last_step"
     fake_batch_size: int = 8
     consistency: ConsistencySection = field(default_factory=ConsistencySection)
 
@@ -150,101 +164,13 @@ def trained_steps(cfg: Stage2Config, seed: int, epoch: int, n_steps: int) -> tup
     """``(S, trained)``: PPO steps of the epoch and ``sorted(S ∪ {last})`` when an aux term exists (§4.4)."""
     p = cfg.policy
     stochastic = list(range(n_steps - 1))
-    s = select_train_steps(seed, epoch, p.range_start, p.range_end, p.num_train_steps) if p.step_selection else stochastic
+    if not p.enabled:
+        s = []
+    else:
+        s = select_train_steps(seed, epoch, p.range_start, p.range_end, p.num_train_steps) if p.step_selection \
+            else stochastic
     aux = cfg.aux.loss != "none" or cfg.bp.enabled
     return s, sorted(set(s) | ({n_steps - 1} if aux else set()))
-
-
-def rollout(sess: Session, cfg: Stage2Config, sampler: KRepeatSampler, rewards: dict, selected: list[int]):
-    """Rollouts of one epoch and their rewards: ``(traj, prompts, metadata, keys, scores {name: [N_local]})``."""
-    bb, e, rng = sess.bb, sess.state.step, sess.rng
-    trajs, prompts, metas, keys, scores = [], [], [], [], {k: [] for k in rewards}
-    for i in range(cfg.sampling.batches_per_epoch):
-        idx, ks = sampler.indices(e, i)
-        ps, ms = [sess.prompts[j] for j in idx], [sess.metadata[j] for j in idx]
-
-        def noise_fn(k: int, ps=ps, ks=ks) -> torch.Tensor:
-            shared = shared_step_noise(ps, k, e, bb.latent_shape, selected)
-            return rng.randn(e, f"z{k}", ks, bb.latent_shape, bb.device) if shared is None else shared.to(bb.device)
-
-        with sess.timer.phase("rollout"):
-            cond = bb.encode(ps)
-            x = rng.randn(e, "x", ks, bb.latent_shape, bb.device)
-            traj = rollout_with_logprob(bb, sess.gen, cond, x, noise_fn, cfg.sampling.logprob)
-        with sess.timer.phase("reward"), torch.no_grad():
-            images = bb.decode(traj.final)
-            for name, (module, _) in rewards.items():
-                scores[name].append(module(images, ps, ms).scores.float())
-        trajs.append(traj)
-        prompts += ps
-        metas += ms
-        keys += ks
-    traj = Trajectory(*(torch.cat([getattr(t, f) for t in trajs]) for f in ("latents", "next_latents", "log_probs")))
-    return traj, prompts, metas, keys, {k: torch.cat(v) for k, v in scores.items()}
-
-
-def fake_update(sess: Session, cfg: Stage2Config, traj: Trajectory, prompts: list[str], keys: list[int]) -> dict:
-    """One AdamW step of the fake score on all local final outputs, s = 0 (§4.6, P14)."""
-    bb, e, rng, n = sess.bb, sess.state.step, sess.rng, len(prompts)
-    c = cfg.aux.consistency
-    cons = c.enabled and c.weight > 0
-    total, logs = 0.0, {}
-    bounds = list(range(0, n, cfg.aux.fake_batch_size))
-    for ci, lo in enumerate(bounds):
-        sl = slice(lo, lo + cfg.aux.fake_batch_size)
-        ks, x_s = keys[sl], traj.final[sl]
-        s = torch.zeros(len(ks), device=bb.device)
-        with torch.no_grad():
-            cond = bb.encode(prompts[sl])
-        r = cfg.renoise
-        t_r = renoise_timesteps(s, rng.rand(e, "fake/t", ks, bb.device), r.timestep_offset, r.end_timestep,
-                                (r.min_step, r.max_step))
-        eps = rng.randn(e, "fake/eps", ks, bb.latent_shape, bb.device)
-        t_p = consistency_timesteps(t_r, rng.rand(e, "fake/delta", ks, bb.device), c.epsilon_timestep) if cons else None
-        zp = tuple(rng.randn(e, f"fake/cz{i}", ks, bb.latent_shape, bb.device) for i in (1, 2)) if cons else None
-        loss, logs = fake_score_term(bb, sess.fake, cond, x_s, s, t_r, eps, scale_out=r.scale_out,
-                                     weight_clamp=r.weight_clamp, consistency_weight=c.weight if cons else 0.0,
-                                     t_prime_r=t_p, z_pair=zp, two_sample=c.two_sample)
-        loop.backward(loss * (len(ks) / n), sess.fake, sync=ci == len(bounds) - 1)
-        total += loss.detach() * (len(ks) / n)
-    norm = loop.optimizer_step(sess.state.optimizers["fake"], sess.state.schedulers["fake"],
-                               sess.state.params("fake"), cfg.fake_optim.max_grad_norm)
-    return {"loss_fake": total, **logs, "grad_norm/fake": norm}
-
-
-def advantages(sess: Session, cfg: Stage2Config, prompts: list[str], scores: dict) -> torch.Tensor:
-    """Global group advantages (eq. 4.1) over every rank's rollouts; returns this rank's slice ``[N_local]``."""
-    dist = sess.dist
-    all_scores = {k: parallel.all_gather_tensor(v, dist) for k, v in scores.items()}
-    all_prompts = [p for ps in parallel.all_gather_object(prompts, dist) for p in ps]
-    ids = {p: i for i, p in enumerate(dict.fromkeys(all_prompts))}
-    group_ids = torch.tensor([ids[p] for p in all_prompts], device=sess.bb.device)
-    a = group_advantages(all_scores, cfg.rewards, group_ids, cfg.advantages.global_std, cfg.advantages.eps)
-    n = len(prompts)
-    return a[dist.rank * n:(dist.rank + 1) * n]
-
-
-def _last_step_loss(sess, cfg, bp_rewards, cond, uncond, traj, j, v, mean, ps, ms, ks) -> tuple[Any, dict]:
-    """w_dm·DMD on the final x̂0 (= CPS mean at σ'=0) plus the BP hinge (§4.7 items 1-2)."""
-    bb, e, rng = sess.bb, sess.state.step, sess.rng
-    loss, logs = 0.0, {}
-    if cfg.aux.loss != "none":
-        s = torch.zeros(len(ks), device=bb.device)
-        r = cfg.renoise
-        t_r = renoise_timesteps(s, rng.rand(e, "aux/t", ks, bb.device), r.timestep_offset, r.end_timestep,
-                                (r.min_step, r.max_step))
-        eps = rng.randn(e, "aux/eps", ks, bb.latent_shape, bb.device)
-        l_dm, logs = dmd_generator_term(bb, sess.teacher, sess.fake, cond, uncond, mean, s, t_r, eps,
-                                        torch.zeros_like(eps), cfg.aux.real_guidance_scale,
-                                        cfg.aux.gradient_normalization)
-        loss = cfg.aux.weight * l_dm
-    if bp_rewards:
-        with sess.timer.phase("reward_bp"):
-            sig = levels(bb.sigmas[j], len(ks), bb.device)
-            l_bp, bp_logs = reward_bp_loss(traj.latents[:, j], v, sig, float(bb.sigmas[j + 1]), bb.decode, bp_rewards,
-                                           ps, ms, cfg.bp.margin, cfg.bp.scale, cfg.bp.only_deterministic)
-        loss, logs = loss + l_bp, {**logs, "loss_bp": l_bp.detach(), **bp_logs}
-    return loss, logs
 
 
 def generator_update(sess, cfg, traj, prompts, metas, keys, adv, selected, steps, bp_rewards) -> dict:
@@ -253,6 +179,8 @@ def generator_update(sess, cfg, traj, prompts, metas, keys, adv, selected, steps
     n, n_sub, last = len(prompts), cfg.sampling.grad_accum, len(bb.sigmas) - 2
     perm = torch.randperm(n, generator=sess.rng.generator(e, "perm", sess.dist.rank))
     n_back, done, logs, ppo_logs = n_sub * len(steps), 0, {}, []
+    w_pg = (last / max(len(selected), 1)) if cfg.policy.subset_correction else 1.0  # (N−1)/|S|
+    adv_clip = float("inf") if cfg.advantages.mode == "raw_loo" else cfg.advantages.adv_clip
     ema = sess.state.emas.get("generator")
     for chunk in perm.chunk(n_sub):
         idx = chunk.tolist()
@@ -265,8 +193,8 @@ def generator_update(sess, cfg, traj, prompts, metas, keys, adv, selected, steps
             loss = torch.zeros((), device=bb.device)
             if j in selected:
                 l_pg, m = clipped_policy_loss(logp, sub.log_probs[:, j], adv[chunk.to(adv.device)],
-                                              cfg.policy.clip_range, cfg.advantages.adv_clip)
-                loss, ppo_logs = loss + l_pg, ppo_logs + [m]
+                                              cfg.policy.clip_range, adv_clip)
+                loss, ppo_logs = loss + w_pg * l_pg, ppo_logs + [m]
                 if cfg.policy.kl_beta > 0:
                     from rtdmd_bench.training.lora import adapters_disabled
 
@@ -275,7 +203,7 @@ def generator_update(sess, cfg, traj, prompts, metas, keys, adv, selected, steps
                     kl = kl_to_reference(mean, ref_mean, std)
                     loss, logs = loss + cfg.policy.kl_beta * kl, {**logs, "kl": kl.detach()}
             if j == last:
-                l_aux, aux_logs = _last_step_loss(sess, cfg, bp_rewards, cond, uncond, sub, j, v, mean, ps, ms, ks)
+                l_aux, aux_logs = last_step_loss(sess, cfg, bp_rewards, cond, uncond, sub, j, v, mean, ps, ms, ks)
                 loss, logs = loss + l_aux, {**logs, **aux_logs}
             done += 1
             loop.backward(loss / n_back, sess.gen, sync=done == n_back)
@@ -312,35 +240,69 @@ def step(sess: Session, cfg: Stage2Config, sampler: KRepeatSampler, rewards: dic
     return {**metrics, **sess.timer.pop()}
 
 
-def main(cfg: Stage2Config, cfg_dict: dict, *, weights: str | None, out: str, resume: bool = False,
-         device: str | None = None, backbone: Any = None, rewards: dict | None = None) -> Session:
-    """Build, train ``cfg.train.steps`` epochs, export the LoRA. ``backbone``/``rewards`` override the registry
-    ones (toy world): ``rewards = {name: (callable, weight)}`` for advantages; BP uses ``bp.rewards`` names of it."""
+@dataclass
+class Stage2Run:
+    """A built stage-2 run: the session, the sampler and the resolved reward modules ``{name: (module, w)}``."""
+
+    sess: Session
+    sampler: KRepeatSampler
+    rewards: dict[str, tuple[Any, float]]
+    bp_rewards: dict[str, tuple[Any, float]]
+
+    def step(self, cfg: Stage2Config) -> dict:
+        return step(self.sess, cfg, self.sampler, self.rewards, self.bp_rewards)
+
+
+def build(cfg: Stage2Config, cfg_dict: dict, *, weights: str | None, out: str, resume: bool = False,
+          device: str | None = None, backbone: Any = None, rewards: dict | None = None,
+          prompts: Sequence[str] | None = None) -> Stage2Run:
+    """Session, sampler and rewards of a run.
+
+    Overrides for in-memory worlds (the toy benchmark): ``backbone`` replaces the registry adapters (no weights
+    root); ``rewards = {name: (module, weight)}`` replaces the registry rewards (modules are called like registry
+    rewards and taken as differentiable: BP uses ``bp.rewards`` or all of ``cfg.rewards``); ``prompts`` replaces
+    ``data.prompts`` (empty metadata).
+    """
     from rtdmd_bench.training import session
-    from rtdmd_bench.training.periodic_eval import maybe_evaluate
     from trainers.common import build_backbone, build_rewards, world_size
 
     if backbone is None:
         validate(cfg, world_size())
-    prompts, meta = session.load_prompts(cfg.data.prompts, cfg.data.limit)
+    if prompts is None:
+        prompts, meta = session.load_prompts(cfg.data.prompts, cfg.data.limit)
+    else:
+        prompts, meta = list(prompts), [{} for _ in prompts]
     dist = parallel.init(device)
     bb = backbone or build_backbone(cfg.model, weights, dist.device)
     need_fake = cfg.aux.loss != "none"
     sess = session.start(bb=bb, cfg_dict=cfg_dict, run=cfg.train, lora_cfg=cfg.lora, gen_optim=cfg.generator_optim,
                          fake_optim=cfg.fake_optim if need_fake else None, ema_cfg=cfg.ema, out=out, prompts=prompts,
-                         metadata=meta, resume=resume, dist=dist)
+                         metadata=meta, resume=resume, dist=dist,
+                         rng_block=cfg.sampling.batch_size * dist.world if cfg.train.batched_rng else 0)
     if rewards is None:
         bp_w = bp_weights(cfg)
         all_rewards = build_rewards({**cfg.rewards, **bp_w}, weights, dist.device)
-    else:  # caller-supplied (toy) rewards are taken as differentiable: BP uses bp.rewards or all of cfg.rewards
+    else:
         bp_w = (dict(cfg.bp.rewards) if cfg.bp.rewards is not None else dict(cfg.rewards)) if cfg.bp.enabled else {}
         all_rewards = rewards
-    train_rewards = {k: (all_rewards[k][0], w) for k, w in cfg.rewards.items()}
-    bp_rewards = {k: (all_rewards[k][0], w) for k, w in bp_w.items()}
     sampler = KRepeatSampler(len(prompts), cfg.sampling.batch_size, cfg.sampling.k, dist.world, dist.rank,
                              cfg.train.seed, cfg.sampling.batches_per_epoch)
-    loop.run(sess.state, lambda _s: step(sess, cfg, sampler, train_rewards, bp_rewards), steps=cfg.train.steps,
-             out=out, dist=dist, logger=sess.logger, cfg_hash=sess.cfg_hash, save_every=cfg.train.save_every,
+    return Stage2Run(sess, sampler, {k: (all_rewards[k][0], w) for k, w in cfg.rewards.items()},
+                     {k: (all_rewards[k][0], w) for k, w in bp_w.items()})
+
+
+def main(cfg: Stage2Config, cfg_dict: dict, *, weights: str | None, out: str, resume: bool = False,
+         device: str | None = None, backbone: Any = None, rewards: dict | None = None,
+         prompts: Sequence[str] | None = None) -> Session:
+    """Build (see ``build`` for the overrides), train ``cfg.train.steps`` epochs, export the LoRA."""
+    from rtdmd_bench.training import session
+    from rtdmd_bench.training.periodic_eval import maybe_evaluate
+
+    run = build(cfg, cfg_dict, weights=weights, out=out, resume=resume, device=device, backbone=backbone,
+                rewards=rewards, prompts=prompts)
+    sess = run.sess
+    loop.run(sess.state, lambda _s: run.step(cfg), steps=cfg.train.steps, out=out, dist=sess.dist,
+             logger=sess.logger, cfg_hash=sess.cfg_hash, save_every=cfg.train.save_every,
              on_step_end=lambda _s: maybe_evaluate(sess, cfg.eval, weights))
     session.export(sess, cfg.lora)
     sess.logger.close()

@@ -36,7 +36,7 @@ METHODS: dict[str, tuple[str, dict]] = {
     "ac_dmd": ("stage1", {}),
     "dmd": ("stage1", {"ambient": False}),
     "rtdmd": ("stage2", {}),
-    "grpo": ("stage2", {"use_dm": False, "use_bp": False}),
+    "grpo": ("stage2", {"recipe": "grpo", "use_dm": False, "use_bp": False}),
     "bp": ("stage2", {"use_pg": False, "use_dm": False}),
     "rtdmd_no_subgrpo": ("stage2", {"use_pg": False}),
     "rtdmd_no_bp": ("stage2", {"use_bp": False}),
@@ -67,7 +67,7 @@ class BenchConfig:
 def quick_config() -> BenchConfig:
     """A few seconds per method: for tests and smoke runs (numbers are not converged)."""
     return BenchConfig(pretrain_steps=200, hidden=64, teacher_steps=40, n_eval=600,
-                       stage1=Stage1Config(steps=150, fake_update_ratio=1, lr=2e-3),
+                       stage1=Stage1Config(steps=150, fake_update_ratio=1, lr=2e-3, fake_lr=2e-3),
                        stage2=Stage2Config(epochs=15, groups=8, group_size=8, sub_batches=2, lr=1e-3))
 
 

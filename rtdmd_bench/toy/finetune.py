@@ -1,37 +1,35 @@
-"""Stage 2 on the toy world: RTDMD (ALGORITHM.md §4) and its baselines/ablations, from the shared pieces.
+"""Stage 2 on the toy world: the recipes ``trainers.stage2_rtdmd`` (RTDMD, ALGORITHM.md §4) and ``trainers.grpo``
+(pure Flow-GRPO) run unchanged on ``ToyBackbone`` with the toy reward as an in-memory reward module.
 
-One epoch (§4.8): K-group rollout of CPS(η) with per-step log-probs (``sampling.cps_step``/``cps_log_prob``), shared
-noise within a group at the stochastic steps outside the SubGRPO subset S (``training.samplers.select_train_steps``,
-``shared_step_noise``); one fake-score step on the final samples (``distill.fake_loss``: ambient target at s = 0 +
-consistency); advantages (``losses.policy.group_advantages``); then per sub-batch and trained step j:
+``Stage2Config`` is the toy's schedule plus method switches; ``recipe_config`` maps it onto the recipe's config:
 
-    j ∈ S : w_pg · clipped_policy_loss(logp_θ(x_{j+1} | x_j), logp_old, A)          (eq. 4.2)
-    j = N−1: w_dm · dmd_loss(x̂0, x̂0_fake, x̂0_real)  +  reward_bp_loss(x_{N−1}, v, …, scale=w_bp, margin)   (§4.7)
+    use_pg=False        policy.enabled=false            (BP-only, RTDMD without SubGRPO)
+    use_dm=False        aux.loss=none                   (no fake score, no DM term)
+    use_bp=False        bp.enabled=false
+    recipe="grpo"       trainers.grpo (every stochastic step trained, no SubGRPO subset, no aux terms)
+    exact_kl=True       the §5 exact-KL weighting: sampling.logprob=gaussian, advantages.mode=raw_loo (β),
+                        policy.subset_correction, bp.scale=β with an always-active hinge (margin 1e6),
+                        aux: weight 1, no normaliser, time_weight=kl, path=chain, renoise t ∈ exact_t
 
-and one clipped AdamW step. Switches give the methods: ``use_pg`` (SubGRPO), ``use_dm``, ``use_bp``,
-``consistency_weight``. ``exact_kl=True`` replaces the paper's operational weights by the ones whose gradient is
-an unbiased estimate of ``∇[KL_λ(p_θ ‖ p) − β E_θ r]`` (§5), see ``_exact`` below.
+so the gradient is an unbiased estimate of ``∇[E_{t∼U(exact_t)} KL(p_θ,t ‖ p_t) − β E_θ r]`` (its fixed point
+approaches p̃ as the t-range shrinks to 0). Nothing here computes a loss.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
-from rtdmd_bench.flow import x0_from_velocity
-from rtdmd_bench.losses.policy import clipped_policy_loss, group_advantages
-from rtdmd_bench.losses.reward_bp import reward_bp_loss
-from rtdmd_bench.sampling import cps_log_prob, cps_step
-from rtdmd_bench.toy.distill import _apply, _opt, _sig, dm_loss, fake_loss
-from rtdmd_bench.training.samplers import select_train_steps, shared_step_noise
+from rtdmd_bench.toy.nets import SD35_SIGMAS, ToyBackbone
 
 
 @dataclass(frozen=True)
 class Stage2Config:
-    """Toy stage-2 schedule; shipped image values in brackets where they differ."""
+    """Toy stage-2 schedule and method switches; shipped image values in brackets where they differ."""
 
     epochs: int = 100  # [1000]
     groups: int = 8  # prompts per epoch [48]
@@ -44,7 +42,6 @@ class Stage2Config:
     clip_range: float = 1e-5
     adv_clip: float = 5.0
     pg_steps: int = 2  # |S| of the stochastic steps 0..N−2
-    w_pg: float = 1.0
     w_dm: float = 1e-3
     w_bp: float = 1e-4
     bp_margin: float = 3.0
@@ -52,6 +49,7 @@ class Stage2Config:
     use_pg: bool = True
     use_dm: bool = True
     use_bp: bool = True
+    recipe: str = "rtdmd"  # "rtdmd" (trainers.stage2_rtdmd) | "grpo" (trainers.grpo)
     exact_kl: bool = False
     beta: float = 1.0  # only used by exact_kl (the paper weights have no β)
     exact_t: tuple[float, float] = (0.1, 0.5)  # DM levels of the exact mode (λ uniform on this range)
@@ -73,145 +71,56 @@ class _Scores:
     scores: Tensor
 
 
-@dataclass
-class Rollout:
-    latents: list[Tensor]  # N tensors [M, 2]: input of step k
-    nexts: list[Tensor]  # N tensors [M, 2]: output of step k
-    logps: list[Tensor]  # N tensors [M]
-    stds: list[Tensor]
-    prompts: list[str]
-    group_ids: Tensor  # [M]
+def recipe_config(cfg: Stage2Config, seed: int, n_steps: int):
+    """``(recipe module, its root config)`` for the schedule; ``n_steps`` = N generator steps."""
+    from rtdmd_bench.training.config import ConsistencySection, EMASection, LoraSection, OptimSection, RunSection
+    from trainers import grpo, stage2_rtdmd as s2
 
-
-def rollout(gen: nn.Module, sigmas: list[float], eta: float, cfg: Stage2Config, selected: list[int], epoch: int,
-            seed: int, g: torch.Generator) -> Rollout:
-    """K-repeat rollout with log-probs (§2.4): fresh noise on S, group-shared noise on the other stochastic steps."""
-    m = cfg.groups * cfg.group_size
-    prompts = [f"seed{seed}-group{i}" for i in range(cfg.groups) for _ in range(cfg.group_size)]
-    kind = "gaussian" if cfg.exact_kl else "simplified"
-    x = torch.randn(m, 2, generator=g)
-    out = Rollout([], [], [], [], prompts, torch.arange(cfg.groups).repeat_interleave(cfg.group_size))
-    with torch.no_grad():
-        for k in range(len(sigmas) - 1):
-            z = shared_step_noise(prompts, k, epoch, (2,), selected) if cfg.use_pg else None
-            z = torch.randn(m, 2, generator=g) if z is None else z
-            v = gen(x, _sig(sigmas[k], m))
-            nxt, mean, std = cps_step(x, v, sigmas[k], sigmas[k + 1], eta, z)
-            out.latents.append(x)
-            out.nexts.append(nxt)
-            out.logps.append(cps_log_prob(nxt, mean, std, kind))
-            out.stds.append(std)
-            x = nxt
-    return out
-
-
-def advantages(r: Tensor, group_ids: Tensor, cfg: Stage2Config) -> Tensor:
-    """Paper: ``group_advantages`` (eq. 4.1). Exact: ``β·(r − group mean)·K/(K−1)`` (= β·(r − leave-one-out mean))."""
-    if not cfg.exact_kl:
-        return group_advantages({"r": r}, {"r": 1.0}, group_ids)
-    k = cfg.group_size
-    centred = r - r.reshape(-1, k).mean(1).repeat_interleave(k)
-    return cfg.beta * centred * k / (k - 1)
-
-
-def _exact(cfg: Stage2Config, n_stochastic: int) -> tuple[float, float, float]:
-    """``(w_pg, w_bp, bp_margin)`` of the exact-KL mode.
-
-    The true policy gradient of ``β E[r]`` is ``E[β(r − b) Σ_{k<N−1} ∇ log π_k] + β E[∇ r(x̂0)]`` (eq. 5.3) with the
-    *normalised* Gaussian log-density (``cps_log_prob(kind="gaussian")``), an unstandardised leave-one-out baseline
-    (``advantages``), ``|S|`` of the ``N−1`` stochastic steps (weight ``(N−1)/|S|``) and an always-active hinge.
-    """
-    return n_stochastic / max(cfg.pg_steps, 1), cfg.beta, 1e6
-
-
-def exact_dm_loss(gen: nn.Module, teacher: nn.Module, fake: nn.Module, sigmas: list[float], eta: float, m: int,
-                  cfg: Stage2Config, g: torch.Generator) -> Tensor:
-    """DM term of the exact-KL mode: pathwise through the WHOLE chain, unnormalised, KL-weighted.
-
-    For ``λ`` uniform on ``[t0, t1]``, ``∇_θ KL(p_θ,t ‖ p_t) = E[(1−t)²/t² (x̂0_f − x̂0_r)ᵀ ∂x0/∂θ]`` (§5 a); the
-    per-sample weight is applied by handing ``dmd_loss`` the scaled prediction ``P_r + w_t (P_f − P_r)``, and the
-    ``mean`` over the 2 coordinates is undone (×2). The gradient reaches every generator step: with DM on the last
-    step only, nothing pulls the mode-choosing early steps back towards p, so no choice of weights has p̃ as its
-    fixed point.
-    """
-    x = torch.randn(m, 2, generator=g)
-    for k in range(len(sigmas) - 1):  # reparameterised rollout, grad through every step
-        x, _, _ = cps_step(x, gen(x, _sig(sigmas[k], m)), sigmas[k], sigmas[k + 1], eta, torch.randn(m, 2, generator=g))
-    t0, t1 = cfg.exact_t
-    t = t0 + (t1 - t0) * torch.rand(m, generator=g)
-    zero = torch.zeros(m)
-    return _weighted_dm(x, zero, t, teacher, fake, g, eta)
-
-
-def _weighted_dm(x0: Tensor, s: Tensor, t: Tensor, teacher: nn.Module, fake: nn.Module, g: torch.Generator,
-                 eta: float) -> Tensor:
-    """``dmd_loss`` with per-sample weight ``(1−t)²/t²``, unnormalised, summed over the 2 coordinates."""
-    from rtdmd_bench.losses.ambient import renoise
-    from rtdmd_bench.losses.dmd import dmd_loss
-
-    n = x0.shape[0]
-    with torch.no_grad():
-        x_t, _ = renoise(x0.detach(), s, t, torch.randn(n, 2, generator=g))
-        x0_r = x_t - t[:, None] * teacher(x_t, t)  # CPS projection to s = 0 is x̂0 (eq. 3.5 at s = 0)
-        x0_f = x_t - t[:, None] * fake(x_t, t)
-        w = ((1 - t) ** 2 / t**2)[:, None]
-        scaled_fake = x0_r + w * (x0_f - x0_r)
-    loss, _ = dmd_loss(x0, scaled_fake, x0_r, normalize=False)
-    return 2.0 * loss
-
-
-def generator_update(gen, opt, teacher, fake, reward, ro: Rollout, adv: Tensor, selected: list[int],
-                     sigmas: list[float], eta: float, cfg: Stage2Config, g: torch.Generator) -> None:
-    """One optimizer step over all sub-batches and trained steps ``S ∪ {N−1}`` (§4.7)."""
-    last = len(sigmas) - 2
-    aux = cfg.use_dm or cfg.use_bp
-    trained = sorted(set(selected) | ({last} if aux else set()))
-    w_pg, w_bp, margin = _exact(cfg, last) if cfg.exact_kl else (cfg.w_pg, cfg.w_bp, cfg.bp_margin)
-    kind = "gaussian" if cfg.exact_kl else "simplified"
-    adv_clip = float("inf") if cfg.exact_kl else cfg.adv_clip
-    rewards = {"r": (ToyRewardModule(reward), 1.0)}
-    m = adv.shape[0]
-    n_back = cfg.sub_batches * len(trained)
-    opt.zero_grad(set_to_none=True)
-    for idx in torch.randperm(m, generator=g).chunk(cfg.sub_batches):
-        for j in trained:
-            x_j = ro.latents[j][idx]
-            v = gen(x_j, _sig(sigmas[j], len(idx)))
-            loss = v.sum() * 0.0
-            if j in selected:
-                _, mean, _ = cps_step(x_j, v, sigmas[j], sigmas[j + 1], eta, torch.zeros_like(x_j))
-                logp = cps_log_prob(ro.nexts[j][idx], mean, ro.stds[j], kind)
-                pg, _ = clipped_policy_loss(logp, ro.logps[j][idx], adv[idx], (cfg.clip_range,) * 2, adv_clip)
-                loss = loss + w_pg * pg
-            if j == last and cfg.use_dm and not cfg.exact_kl:
-                x0 = x0_from_velocity(x_j, v, sigmas[j])
-                dm, _ = dm_loss(x0, torch.zeros(len(idx)), teacher, fake, g, eta, normalize=True)
-                loss = loss + cfg.w_dm * dm
-            if j == last and cfg.use_bp:
-                bp, _ = reward_bp_loss(x_j, v, sigmas[j], 0.0, lambda z: z, rewards, ro.prompts, None, margin, w_bp)
-                loss = loss + bp
-            (loss / n_back).backward()
-    if cfg.exact_kl and cfg.use_dm:  # pathwise DM through the chain, same 1/|trained| scale as the other terms
-        (exact_dm_loss(gen, teacher, fake, sigmas, eta, m, cfg, g) / len(trained)).backward()
-    nn.utils.clip_grad_norm_(gen.parameters(), cfg.grad_clip)
-    opt.step()
+    if cfg.recipe not in ("rtdmd", "grpo"):
+        raise ValueError(f"unknown stage-2 recipe {cfg.recipe!r}; expected rtdmd or grpo")
+    module, root = (grpo, grpo.GRPOConfig) if cfg.recipe == "grpo" else (s2, s2.Stage2Config)
+    base, exact, batch = root(), cfg.exact_kl, cfg.groups * cfg.group_size
+    renoise = base.renoise
+    if exact:  # t_r ~ U[1000·t0, 1000·t1] at s = 0 (offset = start, end = stop)
+        renoise = dataclasses.replace(renoise, timestep_offset=1000 * cfg.exact_t[0], end_timestep=1000 * cfg.exact_t[1])
+    aux_on = cfg.use_dm and base.aux.loss != "none"
+    return module, dataclasses.replace(
+        base,
+        train=RunSection(steps=cfg.epochs, seed=seed, console_every=0, log_backends=(), parallel="none",
+                         batched_rng=True),
+        sampling=s2.SamplingSection(batch_size=batch, k=cfg.group_size, batches_per_epoch=1,
+                                    grad_accum=cfg.sub_batches, logprob="gaussian" if exact else "simplified"),
+        rewards={"r": 1.0},
+        advantages=dataclasses.replace(base.advantages, mode="raw_loo" if exact else "standardized",
+                                       adv_clip=cfg.adv_clip, beta=cfg.beta),
+        policy=dataclasses.replace(base.policy, enabled=cfg.use_pg, subset_correction=exact,
+                                   clip_range=(cfg.clip_range, cfg.clip_range), range_start=0, range_end=n_steps - 2,
+                                   num_train_steps=cfg.pg_steps),
+        aux=dataclasses.replace(
+            base.aux, loss="ac_dmd" if aux_on else "none", weight=1.0 if exact else cfg.w_dm,
+            gradient_normalization=not exact, time_weight="kl" if exact else "none",
+            path="chain" if exact else "last_step", fake_batch_size=batch,
+            consistency=ConsistencySection(enabled=cfg.consistency_weight > 0, weight=cfg.consistency_weight)),
+        bp=dataclasses.replace(base.bp, enabled=cfg.use_bp and base.bp.enabled, rewards=None,
+                               margin=1e6 if exact else cfg.bp_margin, scale=cfg.beta if exact else cfg.w_bp),
+        renoise=renoise,
+        lora=LoraSection(enabled=False),
+        generator_optim=OptimSection(lr=cfg.lr, weight_decay=cfg.weight_decay, max_grad_norm=cfg.grad_clip),
+        fake_optim=OptimSection(lr=cfg.fake_lr, max_grad_norm=cfg.grad_clip),
+        ema=EMASection(enabled=False),  # the toy reports the live generator
+    )
 
 
 def train_stage2(teacher: nn.Module, generator: nn.Module, fake: nn.Module, reward, cfg: Stage2Config,
-                 sigmas: list[float], eta: float, seed: int) -> nn.Module:
-    """RTDMD-family fine-tuning from the stage-1 generator and fake score; returns the trained generator."""
-    g = torch.Generator().manual_seed(seed)
-    gen, fake = copy.deepcopy(generator).requires_grad_(True), copy.deepcopy(fake).requires_grad_(True)
-    opt_g, opt_f = _opt(gen, cfg.lr, cfg.weight_decay), _opt(fake, cfg.fake_lr)
-    n_stochastic = len(sigmas) - 2
-    for epoch in range(cfg.epochs):
-        selected = select_train_steps(seed, epoch, 0, n_stochastic - 1, cfg.pg_steps) if cfg.use_pg else []
-        ro = rollout(gen, sigmas, eta, cfg, selected, epoch, seed, g)
-        final = ro.nexts[-1]
-        if cfg.use_dm:  # fake tracks the generator, 1:1, on final samples (s = 0), before filtering (P14)
-            zero = torch.zeros(final.shape[0])
-            _apply(opt_f, fake, fake_loss(fake, final, zero, g, eta, cfg.consistency_weight, 200.0), cfg.grad_clip)
-        with torch.no_grad():
-            adv = advantages(reward(final), ro.group_ids, cfg)
-        generator_update(gen, opt_g, teacher, fake, reward, ro, adv, selected, sigmas, eta, cfg, g)
-    return gen
+                 sigmas: Sequence[float] = SD35_SIGMAS, eta: float = 0.9, seed: int = 0) -> nn.Module:
+    """Run the stage-2 recipe from the stage-1 generator and fake score; returns the trained generator."""
+    from rtdmd_bench import config
+
+    module, rcfg = recipe_config(cfg, seed, len(sigmas) - 1)
+    bb = ToyBackbone(teacher, generator, fake_init=fake, sigmas=sigmas, eta=eta)
+    # a pool of group names; the K-repeat sampler draws `groups` of them per epoch (the world is unconditional)
+    prompts = [f"group{i}" for i in range(8 * cfg.groups)]
+    with tempfile.TemporaryDirectory(prefix="toy-stage2-") as out:
+        sess = module.main(rcfg, config.to_dict(rcfg), weights=None, out=out, device="cpu", backbone=bb,
+                           rewards={"r": (ToyRewardModule(reward), 1.0)}, prompts=prompts)
+    return sess.gen.requires_grad_(False)

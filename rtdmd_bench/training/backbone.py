@@ -29,8 +29,9 @@ A backbone is a plain object; implement the attributes and methods below (no bas
 Rewards are callables ``reward(images, prompts, metadata) -> RewardOutput`` (``.scores`` ``[B]``); a toy passes
 its own via the recipes' ``build(..., rewards={name: (module, weight)})``.
 
-All randomness of a recipe comes from ``SampleRNG`` (per-sample CPU generators keyed by run seed, step and
-global sample index), so a result does not depend on world size or per-rank batch size.
+All randomness of a recipe comes from ``SampleRNG`` (CPU generators keyed by run seed, step and global sample
+index; per sample, or per block of the global batch with ``run.rng_block``), so a result does not depend on
+world size or per-rank batch size.
 """
 
 from __future__ import annotations
@@ -88,20 +89,49 @@ class SampleRNG:
 
     ``keys`` are the GLOBAL indices of the samples in the step's batch, so rank r of a world of W draws exactly
     what a single process with the whole batch draws for the same samples (the DDP-equivalence property).
+
+    Two layouts, both world-size independent:
+
+    * ``block == 0`` (default): one generator per sample, seeded from ``(seed, step, stream, key)``. Exact per
+      sample whatever the batch composition, but one ``torch.Generator`` per row and draw.
+    * ``block == B > 0``: keys are grouped in blocks ``key // B`` of the global batch; one generator per block,
+      seeded from ``(seed, step, stream, "block", key // B)``, draws the whole ``[B, *shape]`` block and a rank
+      keeps rows ``key % B``. Every rank draws the same block, so the values still depend only on the global
+      key, while a draw costs one generator per call instead of one per sample. Use B = the global batch of one
+      iteration (``world × per-rank batch``, constant for a given global batch); the values differ from the
+      per-sample layout, so resume needs the same ``block``.
     """
 
     seed: int
+    block: int = 0
 
     def generator(self, step: int, stream: str, key: int = -1) -> torch.Generator:
         return torch.Generator().manual_seed(_seed(self.seed, step, stream, key))
 
+    def _blocks(self, step: int, stream: str, keys: Sequence[int], draw) -> Tensor:
+        """Rows ``keys`` of the per-block draws ``draw(generator) -> [block, ...]`` (in key order)."""
+        keys = [int(k) for k in keys]
+        ids = sorted({k // self.block for k in keys})
+        blocks = {b: draw(torch.Generator().manual_seed(_seed(self.seed, step, stream, "block", b))) for b in ids}
+        if len(ids) == 1:  # the common case: one iteration's rows of one block
+            lo = keys[0] % self.block
+            if keys == list(range(keys[0], keys[0] + len(keys))):  # a rank's contiguous slice: no index tensor
+                return blocks[ids[0]][lo:lo + len(keys)]
+            return blocks[ids[0]][torch.tensor([k % self.block for k in keys])]
+        return torch.stack([blocks[k // self.block][k % self.block] for k in keys])
+
     def randn(self, step: int, stream: str, keys: Sequence[int], shape: Sequence[int], device: Any) -> Tensor:
-        """``[len(keys), *shape]`` standard normals, row i from its own generator (fp32, on ``device``)."""
+        """``[len(keys), *shape]`` standard normals (fp32, on ``device``); row i depends only on ``keys[i]``."""
+        if self.block:
+            return self._blocks(step, stream, keys,
+                                lambda g: torch.randn((self.block, *shape), generator=g)).to(device)
         rows = [torch.randn(tuple(shape), generator=self.generator(step, stream, int(k))) for k in keys]
         return torch.stack(rows).to(device)
 
     def rand(self, step: int, stream: str, keys: Sequence[int], device: Any = "cpu") -> Tensor:
-        """``[len(keys)]`` uniforms in [0, 1), one generator per key."""
+        """``[len(keys)]`` uniforms in [0, 1); row i depends only on ``keys[i]``."""
+        if self.block:
+            return self._blocks(step, stream, keys, lambda g: torch.rand(self.block, generator=g)).to(device)
         return torch.stack([torch.rand((), generator=self.generator(step, stream, int(k))) for k in keys]).to(device)
 
     def randint(self, step: int, stream: str, low: int, high: int, key: int = -1) -> int:

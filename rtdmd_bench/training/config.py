@@ -100,6 +100,9 @@ class RunSection:
     console_every: int = 1
     parallel: Literal["ddp", "fsdp", "none"] = "ddp"
     log_backends: tuple[str, ...] = ("tensorboard",)
+    # SampleRNG layout: one generator per block of one iteration's global batch instead of one per sample
+    # (same world-size independence, far fewer generators; the draws differ, so keep it fixed across a resume)
+    batched_rng: bool = False
 
 
 @dataclass(frozen=True)

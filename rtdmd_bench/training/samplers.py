@@ -143,6 +143,7 @@ def shared_step_noise(prompts: Sequence[str], step: int, epoch: int, shape: Sequ
     """
     if step in selected:
         return None
-    rows = [torch.randn(tuple(shape), generator=torch.Generator().manual_seed(prompt_seed(p, step, epoch)))
-            for p in prompts]
-    return torch.stack(rows)
+    # one draw per distinct prompt (K repeats share it), not one generator per sample
+    unique = {p: torch.randn(tuple(shape), generator=torch.Generator().manual_seed(prompt_seed(p, step, epoch)))
+              for p in dict.fromkeys(prompts)}
+    return torch.stack([unique[p] for p in prompts])

@@ -78,8 +78,12 @@ def _prepare(net: nn.Module, bb: Backbone, cfg: LoraSection, init_from: str | No
 def start(*, bb: Backbone, cfg_dict: Mapping[str, Any], run: RunSection, lora_cfg: LoraSection,
           gen_optim: OptimSection, fake_optim: OptimSection | None, ema_cfg: EMASection, out: str | Path,
           prompts: Sequence[str], metadata: Sequence[dict[str, Any]], resume: bool = False,
-          dist: parallel.Dist | None = None) -> Session:
-    """Build networks, optimizers, EMA and state; resume from ``out`` when asked; write the resolved config."""
+          dist: parallel.Dist | None = None, rng_block: int = 0) -> Session:
+    """Build networks, optimizers, EMA and state; resume from ``out`` when asked; write the resolved config.
+
+    ``bb`` is any ``Backbone`` object (image adapters or an in-memory world such as the toy's); ``rng_block`` is
+    the ``SampleRNG`` layout (0: one generator per sample; B: one per block of B global samples, see there).
+    """
     dist = dist or parallel.init(str(bb.device))
     out = Path(out)
     nets = bb.networks()
@@ -113,7 +117,7 @@ def start(*, bb: Backbone, cfg_dict: Mapping[str, Any], run: RunSection, lora_cf
 
         atomic_write_json(out / "config.json", {"config_hash": cfg_hash, "world": dist.world, "config": cfg_dict})
     logger = MetricsLogger(out, enabled=dist.is_main, console_every=run.console_every, backends=run.log_backends)
-    return Session(bb=bb, dist=dist, teacher=nets.teacher, gen=gen, fake=fake, state=state, rng=SampleRNG(run.seed),
+    return Session(bb=bb, dist=dist, teacher=nets.teacher, gen=gen, fake=fake, state=state, rng=SampleRNG(run.seed, rng_block),
                    out=out, logger=logger, cfg_hash=cfg_hash, prompts=list(prompts), metadata=list(metadata),
                    lora_targets=targets)
 

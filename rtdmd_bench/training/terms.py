@@ -141,13 +141,16 @@ def consistency_term(bb: Backbone, fake: nn.Module, cond: Any, x_t: Tensor, t: T
 # ---------------------------------------------------------------------------------------------- generator
 def dmd_generator_term(bb: Backbone, teacher: nn.Module, fake: nn.Module, cond: Any, uncond: Any, x_s: Tensor,
                        s: Tensor, t_r: Tensor, eps: Tensor, z: Tensor, guidance: float,
-                       normalize: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+                       normalize: bool = True, sample_weight: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """(AC-)DMD generator loss (§3.6): renoise ``x_s`` to t, read teacher and fake through one shared-noise CPS
     projection back to level ``s`` (eq. 3.5; x̂0 where s = 0), then ``dmd_loss(x_s, P_f, P_r)`` (eq. 3.6).
 
     Args:
         x_s: ``[B, ...]`` generator output at level s, WITH grad (the only gradient path, P12).
         z: ``[B, ...]`` projection noise shared by both projections.
+        sample_weight: optional ``[B]`` weight ``w_b`` on the per-sample score difference ``g_b = P_f − P_r``;
+            passed to ``dmd_loss`` as the constant prediction ``P_r + w(P_f − P_r)`` (its gradient is ``w_b·g_b``
+            scaled as usual), e.g. ``stage2_terms.kl_time_weight``.
     """
     t = t_r / 1000.0
     with torch.no_grad():
@@ -156,6 +159,8 @@ def dmd_generator_term(bb: Backbone, teacher: nn.Module, fake: nn.Module, cond: 
         v_f = bb.velocity(fake, x_t, t, cond)
         p_r, _, _ = cps_step(x_t, v_r, t, s, bb.eta, z)
         p_f, _, _ = cps_step(x_t, v_f, t, s, bb.eta, z)
+        if sample_weight is not None:
+            p_f = p_r + sample_weight.view(-1, *([1] * (p_r.ndim - 1))).to(p_r) * (p_f - p_r)
     loss, metrics = dmd_loss(x_s, p_f, p_r, normalize=normalize)
     return loss, {"loss_dmd": loss.detach(), **metrics}
 

@@ -80,3 +80,20 @@ def test_sample_rng_is_independent_of_batch_split():
     assert torch.equal(whole, parts)
     assert not torch.equal(whole, rng.randn(4, "x", [0, 1, 2, 3], (2,), "cpu"))
     assert not torch.equal(whole, rng.randn(3, "y", [0, 1, 2, 3], (2,), "cpu"))
+
+
+def test_batched_sample_rng_is_world_size_independent():
+    """Block layout: rank slices of a global batch equal the single-process rows, for any split and world."""
+    rng = SampleRNG(5, block=8)
+    whole = rng.randn(3, "x", list(range(8)), (2,), "cpu")
+    for world in (2, 4):
+        bs = 8 // world
+        parts = torch.cat([rng.randn(3, "x", list(range(r * bs, (r + 1) * bs)), (2,), "cpu") for r in range(world)])
+        assert torch.equal(whole, parts)
+    u = rng.rand(3, "t", list(range(8)))
+    assert torch.equal(u[2:5], rng.rand(3, "t", [2, 3, 4]))
+    # keys of a second iteration live in the next block; a mixed request stacks rows of both
+    both = rng.randn(3, "x", [7, 8], (2,), "cpu")
+    assert torch.equal(both[0], whole[7]) and torch.equal(both[1], rng.randn(3, "x", [8], (2,), "cpu")[0])
+    assert not torch.equal(whole, rng.randn(4, "x", list(range(8)), (2,), "cpu"))
+    assert not torch.equal(whole, SampleRNG(5).randn(3, "x", list(range(8)), (2,), "cpu"))
