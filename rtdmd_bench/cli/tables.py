@@ -17,9 +17,11 @@ def results_table(results: dict[str, Any]):
     model = results.get("model", {})
     entries = list(results.get("results", {}).values())
     macro = any(e["headline"] == "macro_over_tags" for e in entries)
+    used = ", ".join(f"{sid} first {s['n_prompts_used']}/{s['n_prompts']}"
+                     for sid, s in results.get("suites", {}).items())
+    caption = f"prompts: {used}" + ("\n* macro mean over tags (GenEval's official overall)" if macro else "")
     table = Table(title=f"{model.get('name', '?')}: NFE {model.get('nfe', '?')}, "
-                        f"{model.get('height', '?')}x{model.get('width', '?')}{tiny}",
-                  caption="* macro mean over tags (GenEval's official overall)" if macro else None)
+                        f"{model.get('height', '?')}x{model.get('width', '?')}{tiny}", caption=caption)
     table.add_column("suite")
     table.add_column("reward", overflow="fold")
     for col in ("value", "95% CI", "n", "invalid"):

@@ -60,6 +60,7 @@ class PublishedRow:
     model: str
     nfe: int | None
     cfg: Any
+    n_prompts: int | None = None
     values: dict[ColumnKey, PublishedNumber] = field(default_factory=dict)
 
 
@@ -141,7 +142,7 @@ def attach_published(sections: dict[str, Section], published: Published, runs: S
             row_key = (num.prompt_set, num.source, num.table, num.model)
             row = rows.get(row_key)
             if row is None:
-                row = rows[row_key] = PublishedRow(num.source, num.model, num.nfe, num.cfg)
+                row = rows[row_key] = PublishedRow(num.source, num.model, num.nfe, num.cfg, num.n_prompts)
                 section.published.append(row)
             row.values[column.key] = num
             section.anchors += [(num, run, column) for run in runs
@@ -172,6 +173,13 @@ def _entry_for(run: Run, column: Column) -> dict[str, Any] | None:
     return next((e for e in run.entries.values() if _column_of(e) == column), None)
 
 
+def _prompts_used(run: Run, suite: str) -> str:
+    """Which prompts a measured row came from: ``N/M`` (the first N of the suite's M) per suite@version."""
+    used = [f"{s['n_prompts_used']}/{s['n_prompts']}" + (f" (@{s['version']})" if s.get("version") else "")
+            for s in (run.results.get("suites") or {}).values() if s.get("name") == suite]
+    return ", ".join(used) or "–"
+
+
 def _fmt_cfg(cfg: Any) -> str:
     if cfg is None:
         return "–"
@@ -185,16 +193,18 @@ def _fmt_opt(value: Any, spec: str = "g") -> str:
 def render_section(section: Section, heading: str) -> list[str]:
     """Markdown lines of one benchmark: main table, then published vs measured."""
     columns = sorted(section.columns.values(), key=lambda c: (c.reward, c.reward_version or "", c.suite_version or ""))
-    header = ["Model", "Source", "NFE", "CFG", "images/s"] + [c.title for c in columns]
+    header = ["Model", "Source", "NFE", "CFG", "images/s", "prompts"] + [c.title for c in columns]
     rows = []
     for run in sorted(section.runs, key=lambda r: (r.model_name, r.label)):
         rs = run.results.get("run") or {}
         ips = rs.get("images_per_s")
         rows.append([run.model_name, f"measured: {run.label}", _fmt_opt(run.model.get("nfe")),
-                     _fmt_cfg(run.model.get("guidance")), "–" if ips is None else f"{ips:.2f}"]
+                     _fmt_cfg(run.model.get("guidance")), "–" if ips is None else f"{ips:.2f}",
+                     _prompts_used(run, section.suite)]
                     + [_measured_cell(run, c) for c in columns])
     for prow in section.published:
-        rows.append([prow.model, f"published: {prow.source}", _fmt_opt(prow.nfe), _fmt_cfg(prow.cfg), "–"]
+        rows.append([prow.model, f"published: {prow.source}", _fmt_opt(prow.nfe), _fmt_cfg(prow.cfg), "–",
+                     "not stated" if prow.n_prompts is None else str(prow.n_prompts)]
                     + [prow.values[c.key].text if c.key in prow.values else "–"
                        for c in columns])
     lines = [heading, ""] + fmt.md_table(header, rows) + [""]
@@ -229,6 +239,7 @@ def _legend(runs: Sequence[Run], published: Published | None) -> list[str]:
         "`rtdmd-bench leaderboard --check` fails when this file is stale. -->",
         "",
         "Cells: headline statistic ± half-width of its 95% bootstrap CI over prompts (n = scored images). "
+        "prompts: N/M = the first N of the suite's M prompts (the reference caps sets at 64; say which). "
         "↑/↓: higher/lower is better. Columns are keyed by suite@version / reward@version (units); a published "
         "number shares a column only with identical units. –: not measured, or not stated by the source. "
         f"{MARK_OUTSIDE}: the published value lies outside the measured 95% CI.",
