@@ -9,8 +9,10 @@ git_hash          str|null commit of the harness that produced the run
 created           str      ISO-8601 UTC time the results were written
 tiny_weights      bool     true when every number comes from tiny random weights (never mix with real ones)
 config            object   the resolved EvalConfig (also saved as config.yaml in the run dir)
-model             object   generator.describe(): name, family, base, revision, weights_dir, lora [{path, sha256}],
-                           nfe, steps, sigmas, eta, guidance, height, width, dtype, sampler, tiny
+model             object   generator.describe(): name, family, base, revision, weights_dir, lora [{path, sha256,
+                           training?}], nfe, steps, sigmas, eta, guidance, height, width, dtype, sampler, tiny;
+                           training_rewards [names] when a LoRA carries a training.json (rtdmd-bench train
+                           writes one): compare's reward-hacking check reads it
 suites            object   "name@version" -> {name, version, sha256, n_prompts (in the file), n_prompts_used,
                            images_per_prompt, limit (null = all prompts), prompt_ids ("first N" note), source}
 rewards           object   reward name -> {version, units, higher_is_better, differentiable}
