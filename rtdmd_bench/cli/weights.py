@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from rtdmd_bench.cli.common import console, err_console, user_errors
+from rtdmd_bench.cli.common import console, user_errors
 
 app = typer.Typer(help="Model and reward weights under one root (--weights DIR or $RTDMD_BENCH_WEIGHTS).",
                   no_args_is_help=True)

@@ -6,8 +6,8 @@ import io
 
 import torch
 
-from rtdmd_bench.rewards.base import Reward, RewardOutput
 from rtdmd_bench.rewards import REWARDS
+from rtdmd_bench.rewards.base import Reward, RewardOutput
 
 JPEG_QUALITY = 95  # DDPO's setting
 

@@ -122,7 +122,7 @@ class Mask2FormerDetector(nn.Module):
 
     def _instances(self, class_logits: torch.Tensor, mask_logits: torch.Tensor) -> dict[str, list[Detection]]:
         """mmdet ``instance_postprocess``: class logits ``[Q,C+1]``, mask logits ``[Q,H,W]`` -> detections."""
-        n_queries, n_classes = class_logits.shape[0], class_logits.shape[1] - 1
+        n_classes = class_logits.shape[1] - 1  # the last class is "no object"
         scores = class_logits.softmax(-1)[:, :-1].flatten()
         top_scores, top = scores.topk(min(MAX_PER_IMAGE, scores.numel()), sorted=False)
         labels, queries = top % n_classes, torch.div(top, n_classes, rounding_mode="floor")

@@ -72,7 +72,6 @@ def load_clip_tokenizer(processor_dir: Path, vocab_size: int):
 def load_clip_model(model_dir: Path, vision_only: bool = False) -> nn.Module:
     """``CLIPModel`` (or ``CLIPVisionModelWithProjection`` reading the vision half) in float32, eval mode."""
     from transformers import CLIPModel, CLIPVisionModelWithProjection
-
     from transformers.utils import logging as hf_logging
 
     cls = CLIPVisionModelWithProjection if vision_only else CLIPModel

@@ -18,8 +18,18 @@ import torch
 from rtdmd_bench.rewards import REWARDS
 from rtdmd_bench.rewards.base import Reward, RewardOutput
 from rtdmd_bench.rewards.checkpoint import check_vocab_size, load_strict, read_state_dict
-from rtdmd_bench.rewards.imagereward_model import REWARD_MEAN, REWARD_STD, ImageRewardModel, configs_from_med_config
-from rtdmd_bench.rewards.preprocess import PreprocessConfig, TextFeatureCache, clip_preprocess, pil_clip_preprocess
+from rtdmd_bench.rewards.imagereward_model import (
+    REWARD_MEAN,
+    REWARD_STD,
+    ImageRewardModel,
+    configs_from_med_config,
+)
+from rtdmd_bench.rewards.preprocess import (
+    PreprocessConfig,
+    TextFeatureCache,
+    clip_preprocess,
+    pil_clip_preprocess,
+)
 from rtdmd_bench.weights import require_files
 
 CHECKPOINT = "imagereward/ImageReward.pt"

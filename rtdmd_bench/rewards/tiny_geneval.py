@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 # HF / detectron2 spelling of the COCO classes ("mouse", "remote", "keyboard"): the loader must map them.
 _HF_RENAMES = {"computer mouse": "mouse", "tv remote": "remote", "computer keyboard": "keyboard"}
 DETECTOR_INPUT = {"shortest_edge": 64, "longest_edge": 128}  # tiny inputs keep the test fast

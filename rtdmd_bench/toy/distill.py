@@ -47,7 +47,13 @@ class Stage1Result:
 
 def recipe_config(cfg: Stage1Config, seed: int):
     """``(recipe module, its root config)`` for the schedule: AC-DMD or the plain-DMD baseline."""
-    from rtdmd_bench.training.config import ConsistencySection, EMASection, LoraSection, OptimSection, RunSection
+    from rtdmd_bench.training.config import (
+        ConsistencySection,
+        EMASection,
+        LoraSection,
+        OptimSection,
+        RunSection,
+    )
     from trainers import dmd, stage1_acdmd
 
     module, root = (stage1_acdmd, stage1_acdmd.Stage1Config) if cfg.ambient else (dmd, dmd.DMDConfig)

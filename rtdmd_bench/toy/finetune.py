@@ -73,8 +73,15 @@ class _Scores:
 
 def recipe_config(cfg: Stage2Config, seed: int, n_steps: int):
     """``(recipe module, its root config)`` for the schedule; ``n_steps`` = N generator steps."""
-    from rtdmd_bench.training.config import ConsistencySection, EMASection, LoraSection, OptimSection, RunSection
-    from trainers import grpo, stage2_rtdmd as s2
+    from rtdmd_bench.training.config import (
+        ConsistencySection,
+        EMASection,
+        LoraSection,
+        OptimSection,
+        RunSection,
+    )
+    from trainers import grpo
+    from trainers import stage2_rtdmd as s2
 
     if cfg.recipe not in ("rtdmd", "grpo"):
         raise ValueError(f"unknown stage-2 recipe {cfg.recipe!r}; expected rtdmd or grpo")
