@@ -41,7 +41,8 @@ def build_backbone(model: ModelSection, weights: str | None, device: Any) -> Bac
         overrides["height"] = model.height
     if model.width:
         overrides["width"] = model.width
-    return build_image_backbone(model.name, weights, device, model.generator_init, model.fake_init, **overrides)
+    return build_image_backbone(model.name, weights, device, model.generator_init, model.fake_init,
+                                gradient_checkpointing=model.gradient_checkpointing, **overrides)
 
 
 def build_rewards(weights: Mapping[str, float], root: str | None, device: Any) -> dict[str, tuple[Any, float]]:

@@ -176,7 +176,7 @@ def build(cfg: Stage1Config, cfg_dict: dict, *, weights: str | None, out: str, r
 def main(cfg: Stage1Config, cfg_dict: dict, *, weights: str | None, out: str, resume: bool = False,
          device: str | None = None, backbone: Any = None, prompts: Sequence[str] | None = None) -> Session:
     """Build (see ``build`` for the overrides), train ``cfg.train.steps`` steps, export the LoRA."""
-    from rtdmd_bench.training import session
+    from rtdmd_bench.training import lora, session
     from rtdmd_bench.training.periodic_eval import maybe_evaluate
 
     sess, sampler = build(cfg, cfg_dict, weights=weights, out=out, resume=resume, device=device, backbone=backbone,
@@ -184,6 +184,7 @@ def main(cfg: Stage1Config, cfg_dict: dict, *, weights: str | None, out: str, re
     loop.run(sess.state, lambda _s: step(sess, cfg, sampler), steps=cfg.train.steps, out=out, dist=sess.dist,
              logger=sess.logger, cfg_hash=sess.cfg_hash, save_every=cfg.train.save_every,
              on_step_end=lambda _s: maybe_evaluate(sess, cfg.eval, weights))
-    session.export(sess, cfg.lora)
+    trainer = type(cfg).__name__.removesuffix("Config").lower()  # stage1 | dmd
+    session.export(sess, cfg.lora, lora.training_record(1, trainer, {}, cfg.model.name, sess.state.step))
     sess.logger.close()
     return sess

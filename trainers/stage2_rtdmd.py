@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import torch
 
-from rtdmd_bench.losses.policy import clipped_policy_loss
+from rtdmd_bench.losses.policy import clipped_policy_loss, filter_zero_advantage
 from rtdmd_bench.losses.reward_bp import differentiable_subset
 from rtdmd_bench.training import loop, parallel
 from rtdmd_bench.training.config import (
@@ -114,6 +114,7 @@ class BPSection:
     margin: float = 3.0
     scale: float = 1e-4
     only_deterministic: bool = True
+    batch_size: int = 0  # decode+score in chunks of this many images (FLUX: 2, §6.2 bp_batch_size); 0 = whole batch
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,12 @@ def step(sess: Session, cfg: Stage2Config, sampler: KRepeatSampler, rewards: dic
         with sess.timer.phase("fake_update"):
             metrics.update(fake_update(sess, cfg, traj, prompts, keys))
     adv = advantages(sess, cfg, prompts, scores)
+    keep = filter_zero_advantage(adv, cfg.sampling.grad_accum,
+                                 sess.rng.generator(sess.state.step, "adv_filter", sess.dist.rank))
+    if len(keep) < len(prompts):  # §4.5 (rare after re-standardisation); the fake update saw every rollout (P14)
+        traj, adv, idx = traj.select(keep.to(traj.latents.device)), adv[keep.to(adv.device)], keep.tolist()
+        prompts, metas, keys = [prompts[i] for i in idx], [metas[i] for i in idx], [keys[i] for i in idx]
+    metrics["adv/kept"] = float(len(keep))
     metrics.update({"adv/mean": adv.mean(), "adv/std": adv.std(unbiased=False), "adv/abs_max": adv.abs().max(),
                     "selected_steps": sum(10**i * s for i, s in enumerate(selected))})
     with sess.timer.phase("generator_update"):
@@ -295,7 +302,7 @@ def main(cfg: Stage2Config, cfg_dict: dict, *, weights: str | None, out: str, re
          device: str | None = None, backbone: Any = None, rewards: dict | None = None,
          prompts: Sequence[str] | None = None) -> Session:
     """Build (see ``build`` for the overrides), train ``cfg.train.steps`` epochs, export the LoRA."""
-    from rtdmd_bench.training import session
+    from rtdmd_bench.training import lora, session
     from rtdmd_bench.training.periodic_eval import maybe_evaluate
 
     run = build(cfg, cfg_dict, weights=weights, out=out, resume=resume, device=device, backbone=backbone,
@@ -304,6 +311,9 @@ def main(cfg: Stage2Config, cfg_dict: dict, *, weights: str | None, out: str, re
     loop.run(sess.state, lambda _s: run.step(cfg), steps=cfg.train.steps, out=out, dist=sess.dist,
              logger=sess.logger, cfg_hash=sess.cfg_hash, save_every=cfg.train.save_every,
              on_step_end=lambda _s: maybe_evaluate(sess, cfg.eval, weights))
-    session.export(sess, cfg.lora)
+    trainer = type(cfg).__name__.removesuffix("Config").lower()  # stage2 | grpo
+    bp_w = {k: w for k, (_, w) in run.bp_rewards.items()}
+    session.export(sess, cfg.lora, lora.training_record(2, trainer, {k: w for k, (_, w) in run.rewards.items()},
+                                                        cfg.model.name, sess.state.step, bp_rewards=bp_w))
     sess.logger.close()
     return sess

@@ -101,6 +101,29 @@ def clipped_policy_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, clip_range:
     return loss, metrics
 
 
+def leave_one_out_advantages(rewards: dict[str, Tensor], weights: dict[str, float], group_ids: Tensor,
+                             beta: float) -> Tensor:
+    """Raw leave-one-out advantages of the exact-KL mode: ``A_i = β·(R_i − mean_{j∈g(i), j≠i} R_j)``.
+
+    ``R = Σ_k w_k r_k``. Not standardised, so ``E[A ∇log π]`` is β times the true score-function gradient of
+    ``E[R]`` (eq. 5.3) with an unbiased per-group baseline; equals ``β·K/(K−1)·(R_i − mean_g R)``.
+
+    Args:
+        rewards: ``{name: [M]}`` raw scores; weights: ``{name: w}``; group_ids: ``[M]`` ints (prompt groups).
+
+    Returns:
+        ``[M]`` float32. Groups of one sample get 0 (no baseline exists).
+    """
+    r = sum(float(weights[k]) * rewards[k].float() for k in weights)
+    ids = group_ids.long()
+    n_groups = int(ids.max()) + 1
+    total = torch.zeros(n_groups, dtype=r.dtype, device=r.device).index_add_(0, ids, r)
+    count = torch.zeros(n_groups, dtype=r.dtype, device=r.device).index_add_(0, ids, torch.ones_like(r))
+    others = (count[ids] - 1).clamp(min=1)
+    loo_mean = (total[ids] - r) / others
+    return torch.where(count[ids] > 1, beta * (r - loo_mean), torch.zeros_like(r))
+
+
 def filter_zero_advantage(adv: Tensor, multiple: int, generator: torch.Generator | None = None) -> Tensor:
     """Indices of the samples the generator trains on after zero-advantage filtering (§4.5).
 

@@ -122,10 +122,12 @@ def start(*, bb: Backbone, cfg_dict: Mapping[str, Any], run: RunSection, lora_cf
                    lora_targets=targets)
 
 
-def export(sess: Session, lora_cfg: LoraSection) -> dict[str, str]:
+def export(sess: Session, lora_cfg: LoraSection, training: dict | None = None) -> dict[str, str]:
     """Write the generator LoRA (live and EMA) and the fake-score LoRA to ``out/lora/`` (collective call).
 
-    ``out/lora/generator_ema.pt`` is what ``rtdmd-bench eval --model NAME --lora FILE`` loads.
+    ``out/lora/generator_ema.pt`` is what ``rtdmd-bench eval --model NAME --lora FILE`` loads; ``training``
+    (``lora.training_record``) is written beside the generator files as ``training.json``, so an evaluation of
+    the LoRA records which rewards it was trained on (compare's reward-hacking check).
     """
     if not sess.lora_targets:
         return {}
@@ -142,6 +144,7 @@ def export(sess: Session, lora_cfg: LoraSection) -> dict[str, str]:
         for name, st in (("generator", gen_state), ("generator_ema", ema_state), ("fake_score", fake_state)):
             if st is not None:
                 files[name] = str(lora.export_lora(d / f"{name}.pt", st, lora_cfg.rank, lora_cfg.alpha,
-                                                   sess.lora_targets))
+                                                   sess.lora_targets,
+                                                   training=training if name.startswith("generator") else None))
     parallel.barrier(sess.dist)
     return files

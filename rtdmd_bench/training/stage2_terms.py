@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from rtdmd_bench.losses.ambient import consistency_timesteps, renoise_timesteps
-from rtdmd_bench.losses.policy import group_advantages
+from rtdmd_bench.losses.policy import group_advantages, leave_one_out_advantages
 from rtdmd_bench.losses.reward_bp import reward_bp_loss
 from rtdmd_bench.sampling import cps_step
 from rtdmd_bench.training import loop, parallel
@@ -103,29 +103,6 @@ def fake_update(sess: Session, cfg: Any, traj: Trajectory, prompts: list[str], k
     return {"loss_fake": total, **logs, "grad_norm/fake": norm}
 
 
-def leave_one_out_advantages(rewards: dict[str, Tensor], weights: dict[str, float], group_ids: Tensor,
-                             beta: float) -> Tensor:
-    """Raw leave-one-out advantages of the exact-KL mode: ``A_i = β·(R_i − mean_{j∈g(i), j≠i} R_j)``.
-
-    ``R = Σ_k w_k r_k``. Not standardised, so ``E[A ∇log π]`` is β times the true score-function gradient of
-    ``E[R]`` (eq. 5.3) with an unbiased per-group baseline; equals ``β·K/(K−1)·(R_i − mean_g R)``.
-
-    Args:
-        rewards: ``{name: [M]}`` raw scores; weights: ``{name: w}``; group_ids: ``[M]`` ints (prompt groups).
-
-    Returns:
-        ``[M]`` float32. Groups of one sample get 0 (no baseline exists).
-    """
-    r = sum(float(weights[k]) * rewards[k].float() for k in weights)
-    ids = group_ids.long()
-    n_groups = int(ids.max()) + 1
-    total = torch.zeros(n_groups, dtype=r.dtype, device=r.device).index_add_(0, ids, r)
-    count = torch.zeros(n_groups, dtype=r.dtype, device=r.device).index_add_(0, ids, torch.ones_like(r))
-    others = (count[ids] - 1).clamp(min=1)
-    loo_mean = (total[ids] - r) / others
-    return torch.where(count[ids] > 1, beta * (r - loo_mean), torch.zeros_like(r))
-
-
 def advantages(sess: Session, cfg: Any, prompts: list[str], scores: dict) -> Tensor:
     """Global group advantages over every rank's rollouts; returns this rank's slice ``[N_local]``.
 
@@ -198,6 +175,7 @@ def last_step_loss(sess: Session, cfg: Any, bp_rewards: dict, cond: Any, uncond:
         with sess.timer.phase("reward_bp"):
             sig = levels(bb.sigmas[j], len(ks), bb.device)
             l_bp, bp_logs = reward_bp_loss(traj.latents[:, j], v, sig, float(bb.sigmas[j + 1]), bb.decode, bp_rewards,
-                                           ps, ms, cfg.bp.margin, cfg.bp.scale, cfg.bp.only_deterministic)
+                                           ps, ms, cfg.bp.margin, cfg.bp.scale, cfg.bp.only_deterministic,
+                                           bp_batch_size=cfg.bp.batch_size)
         loss, logs = loss + l_bp, {**logs, "loss_bp": l_bp.detach(), **bp_logs}
     return loss, logs

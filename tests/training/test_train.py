@@ -52,7 +52,7 @@ def test_train_tiny(stage, model, tiny_weights, tmp_path):
         assert all(v is not None for v in r.values()), r  # None = non-finite
         assert "loss_fake" in r and "loss_dmd" in r and any(k.startswith("time/") for k in r)
         if stage == 2:
-            assert {"loss_bp", "clip_frac", "adv/std", "reward/clipscore", "grad_norm/generator"} <= set(r)
+            assert {"loss_bp", "clip_frac", "adv/std", "adv/kept", "reward/clipscore", "grad_norm/generator"} <= set(r)
     c1, c2 = _ckpt(tmp_path, 1), _ckpt(tmp_path, 2)
     for net in ("generator", "fake"):
         assert c2["nets"][net], net
@@ -71,6 +71,13 @@ def test_train_tiny(stage, model, tiny_weights, tmp_path):
     assert lora.is_file() and (tmp_path / "lora" / "adapter_config.json").is_file()
     merged = build(model, weights="tiny", lora=[str(lora)])  # the eval harness's loader accepts the export
     assert any(not torch.equal(v, fresh[k]) for k, v in merged.transformer.state_dict().items())
+    record = json.loads((tmp_path / "lora" / "training.json").read_text())
+    assert record["stage"] == stage and record["steps"] == 2 and record["base_model"] == model
+    trained_on = merged.describe().get("training_rewards", [])
+    expected = {**record["rewards"], **record.get("bp_rewards", {})} if stage == 2 else {}
+    assert sorted(trained_on) == sorted(expected)  # what compare's reward-hacking check reads
+    if stage == 2:
+        assert "clipscore" in trained_on
 
 
 def test_resume_continues_the_same_trajectory(tiny_weights, tmp_path):
