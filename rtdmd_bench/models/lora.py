@@ -19,13 +19,14 @@ accepted). A file that matches no weight of the model is an error, never a silen
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from rtdmd_bench.io import sha256_file
 
 DEFAULT_RANK, DEFAULT_ALPHA = 32, 64
 PREFIXES = ("module.", "_orig_mod.", "base_model.model.", "transformer.")
@@ -47,14 +48,6 @@ class LoraFile:
     rank: int
     alpha: float
     sha256: str
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _config(folder: Path, rank: int, alpha: float) -> tuple[int, float]:
