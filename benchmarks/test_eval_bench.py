@@ -17,17 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
+from timing import min_time
 
 N_PROMPTS, BATCH = 12, 4
-
-
-def _min_time(fn, rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +68,8 @@ def test_harness_vs_bare_pipeline(benchmark, setup, tmp_path):
 
     harness()  # warm-up (prompt cache, lazy imports) on both sides
     bare()
-    base = _min_time(bare, 5)
-    ours = _min_time(harness, 5)
+    base = min_time(bare, 5)
+    ours = min_time(harness, 5)
     benchmark.extra_info.update(bare_s=base, harness_s=ours, throughput_ratio=base / ours)
     benchmark.pedantic(harness, rounds=3, iterations=1)
     print(f"\nharness {ours:.3f}s vs bare pipeline+reward {base:.3f}s: throughput ratio {base / ours:.2f}x")
@@ -94,7 +86,7 @@ def test_resume_of_complete_run(benchmark, setup, tmp_path):
     first = time.perf_counter() - t
     results = benchmark.pedantic(lambda: evaluate(cfg), rounds=5, iterations=1)
     assert results["run"]["images_generated"] == 0
-    resume = benchmark.stats.stats.min
+    resume = min_time(lambda: evaluate(cfg), 5)
     benchmark.extra_info.update(first_run_s=first, resume_s=resume, resume_fraction=resume / first)
     print(f"\nresume of a complete run {resume:.3f}s = {100 * resume / first:.1f}% of the first run ({first:.2f}s)")
 
@@ -102,8 +94,9 @@ def test_resume_of_complete_run(benchmark, setup, tmp_path):
 @pytest.mark.parametrize("argv", [["--help"], ["list", "models"]])
 def test_cli_startup(benchmark, argv):
     exe = str(Path(sys.executable).with_name("rtdmd-bench"))
-    base = _min_time(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), 5)
-    benchmark.pedantic(lambda: subprocess.run([exe, *argv], check=True, capture_output=True), rounds=7,
-                       iterations=1)
-    benchmark.extra_info.update(python_startup_s=base, cli_s=benchmark.stats.stats.min)
-    print(f"\nrtdmd-bench {' '.join(argv)}: {benchmark.stats.stats.min:.3f}s (bare python {base:.3f}s)")
+    base = min_time(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), 5)
+    run = lambda: subprocess.run([exe, *argv], check=True, capture_output=True)  # noqa: E731
+    benchmark.pedantic(run, rounds=7, iterations=1)
+    cli = min_time(run, 5)
+    benchmark.extra_info.update(python_startup_s=base, cli_s=cli)
+    print(f"\nrtdmd-bench {' '.join(argv)}: {cli:.3f}s (bare python {base:.3f}s)")

@@ -7,12 +7,12 @@ The ratio test interleaves both calls and compares the minimum of several runs (
 from __future__ import annotations
 
 import os
-import time
 
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DIFFUSERS_OFFLINE"):
     os.environ[_var] = "1"
 
 import pytest  # noqa: E402
+from timing import min_time  # noqa: E402
 
 PROMPTS = ["a photo of a cat", "the dog", "a painting of the sea", "a red car"]
 SEEDS = [1, 2, 3, 4]
@@ -47,15 +47,6 @@ def _pipeline(gen):
     return call
 
 
-def _min_time(fn, rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 @pytest.mark.parametrize("name", FAMILIES)
 def test_adapter_generate_4step(benchmark, gens, name):
     gen = gens[name]
@@ -86,8 +77,8 @@ def test_adapter_at_least_095x_pipeline(gens, name, cache):
     adapter_call(), call()  # warm up
     adapter = pipeline = float("inf")
     for _ in range(5):  # interleave so both see the same machine load
-        adapter = min(adapter, _min_time(adapter_call, 3))
-        pipeline = min(pipeline, _min_time(call, 3))
+        adapter = min(adapter, min_time(adapter_call, 3))
+        pipeline = min(pipeline, min_time(call, 3))
     speed = pipeline / adapter
     print(f"\n{name} ({cache} cache): adapter {adapter * 1e3:.1f} ms, pipeline {pipeline * 1e3:.1f} ms, "
           f"speed ratio {speed:.2f}x")
