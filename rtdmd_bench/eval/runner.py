@@ -236,8 +236,7 @@ def _work(cfg, plan: Plan, out: Path, mine: list[list[WorkItem]], existing: dict
     return stats
 
 
-def evaluate(cfg: EvalConfig, generator=None, force: bool = False, progress: bool = False,
-             console=None) -> dict[str, Any] | None:
+def evaluate(cfg: EvalConfig, generator=None, force: bool = False, progress: bool = False) -> dict[str, Any] | None:
     """Run (or resume) an evaluation and return the results.json object (None on non-zero ranks).
 
     Args:
@@ -245,7 +244,6 @@ def evaluate(cfg: EvalConfig, generator=None, force: bool = False, progress: boo
         generator: an already-built generator (training's periodic eval); built from ``cfg.model`` if None.
         force: reuse an output dir that holds a run with different identity fields.
         progress: show rich progress bars.
-        console: rich Console for messages (optional).
 
     Raises:
         Interrupted: after Ctrl-C, once the batch in flight is recorded.
