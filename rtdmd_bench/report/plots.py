@@ -67,7 +67,7 @@ def reward_figure(runs: list[Run], key: str) -> str:
     from matplotlib.figure import Figure
 
     entry = runs[0].entries[key]
-    fig = Figure(figsize=(8.0, 2.8))
+    fig = Figure(figsize=(8.0, 3.0), layout="constrained")  # keeps the suptitle clear of the panel titles
     has_tags = any((r.entries.get(key, {}).get("tags") or {}) for r in runs)
     axes = fig.subplots(1, 2 if has_tags else 1, squeeze=False)[0]
     if has_tags:
