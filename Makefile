@@ -16,7 +16,7 @@ test: setup
 	$(BIN)/python -m pytest -q -p no:randomly --durations=15
 
 bench: setup
-	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=min,median,mean,rounds
+	$(BIN)/python -m pytest benchmarks -q -s --benchmark-columns=min,median,mean,rounds
 
 lint: setup
 	$(BIN)/ruff check rtdmd_bench trainers tests benchmarks

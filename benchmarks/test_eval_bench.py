@@ -32,6 +32,7 @@ def setup(tiny_weights):
     quiet_hf()
     torch.set_num_threads(2)
     gen = models.build("tiny-flux2", weights=tiny_weights)
+    gen.pipe.set_progress_bar_config(disable=True)
     reward = rewards.build("saturation", weights=tiny_weights)
     return gen, reward
 

@@ -23,14 +23,19 @@ FAMILIES = ["tiny-flux2", "tiny-sd35"]
 def gens(tmp_path_factory):
     import torch
 
+    from rtdmd_bench.eval.runner import quiet_hf
     from rtdmd_bench.models import build
     from rtdmd_bench.models.tiny import write_tiny_models
 
+    quiet_hf()
     torch.set_num_threads(2)
     root = tmp_path_factory.mktemp("tiny-models")
     torch.manual_seed(0)
     write_tiny_models(root)
-    return {name: build(name, root) for name in FAMILIES}
+    gens = {name: build(name, root) for name in FAMILIES}
+    for g in gens.values():
+        g.pipe.set_progress_bar_config(disable=True)
+    return gens
 
 
 def _pipeline(gen):
