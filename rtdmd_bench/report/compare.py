@@ -130,6 +130,7 @@ class Comparison:
     hacking: HackingCheck | None
     n_resamples: int
     seed: int
+    tiny: bool = False  # either run is on tiny random weights (said in every rendering)
 
 
 def find_mismatches(a: Run, b: Run) -> list[str]:
@@ -145,6 +146,9 @@ def find_mismatches(a: Run, b: Run) -> list[str]:
         out.append(f"seed: {a.label} used {a.seed}, {b.label} used {b.seed}")
     if a.resolution != b.resolution:
         out.append(f"resolution (height, width): {a.label} {a.resolution}, {b.label} {b.resolution}")
+    if a.tiny != b.tiny:
+        tiny = a.label if a.tiny else b.label
+        out.append(f"weights: {tiny} ran on tiny random weights, the other on real weights")
     for key in sorted(set(a.entries) & set(b.entries)):
         ea, eb = a.entries[key], b.entries[key]
         if (ea["reward_version"], ea["units"]) != (eb["reward_version"], eb["units"]):
@@ -268,7 +272,8 @@ def compare_runs(a: Run, b: Run, *, top: int = 5, allow_mismatch: bool = False, 
     keys_a, keys_b = {sample_key(s) for s in a.samples}, {sample_key(s) for s in b.samples}
     return Comparison(a_label=a.label, b_label=b.label, mismatches=tuple(mismatches),
                       only_a=len(keys_a - keys_b), only_b=len(keys_b - keys_a), rewards=rewards,
-                      hacking=hacking_check(rewards, training), n_resamples=n_resamples, seed=seed)
+                      hacking=hacking_check(rewards, training), n_resamples=n_resamples, seed=seed,
+                      tiny=a.tiny or b.tiny)
 
 
 def comparison_to_dict(cmp: Comparison) -> dict[str, Any]:

@@ -75,6 +75,8 @@ def render_comparison(cmp: Comparison) -> str:
     lines = [f"# {cmp.b_label} (B) vs {cmp.a_label} (A)", "",
              f"Paired over prompts: B − A with a 95% bootstrap CI ({cmp.n_resamples} resamples, seed {cmp.seed}); "
              "p: two-sided sign-flip test; McNemar (exact / mid-p) for 0/1 scores over matched images.", ""]
+    if cmp.tiny:
+        lines += ["TINY RANDOM WEIGHTS: these runs are harness checks, not real model numbers.", ""]
     if cmp.mismatches:
         lines += ["WARNING: compared despite protocol differences (--allow-mismatch):"]
         lines += [f"  - {m}" for m in cmp.mismatches] + [""]

@@ -129,3 +129,16 @@ def test_leaderboard_check_detects_stale_file(make_run, tmp_path):
     out.write_text(out.read_text() + "edited by hand\n")
     result = invoke("leaderboard", run, "--out", out, "--check", "--no-published")
     assert result.exit_code == 1 and "stale" in result.output and "edited by hand" in result.output
+
+
+def test_tiny_vs_real_is_a_mismatch_and_tiny_is_announced(make_run):
+    from rtdmd_bench.report.compare import MismatchError, compare_runs
+    from rtdmd_bench.report.compare_render import render_comparison
+    from rtdmd_bench.report.runs import load_run
+
+    real = load_run(make_run("real"))
+    tiny = load_run(make_run("tinyrun", tiny=True))
+    with pytest.raises(MismatchError, match="tiny random weights"):
+        compare_runs(real, tiny)
+    text = render_comparison(compare_runs(tiny, tiny))
+    assert "TINY RANDOM WEIGHTS" in text
