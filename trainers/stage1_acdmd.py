@@ -161,10 +161,7 @@ def build(cfg: Stage1Config, cfg_dict: dict, *, weights: str | None, out: str, r
 
     if backbone is None:
         validate(cfg)
-    if prompts is None:
-        prompts, meta = session.load_prompts(cfg.data.prompts, cfg.data.limit)
-    else:
-        prompts, meta = list(prompts), [{} for _ in prompts]
+    prompts, meta = session.run_prompts(cfg.data, prompts)
     dist = parallel.init(device)
     bb = backbone or build_backbone(cfg.model, weights, dist.device)
     sess = session.start(bb=bb, cfg_dict=cfg_dict, run=cfg.train, lora_cfg=cfg.lora, gen_optim=cfg.generator_optim,

@@ -275,10 +275,7 @@ def build(cfg: Stage2Config, cfg_dict: dict, *, weights: str | None, out: str, r
 
     if backbone is None:
         validate(cfg, world_size())
-    if prompts is None:
-        prompts, meta = session.load_prompts(cfg.data.prompts, cfg.data.limit)
-    else:
-        prompts, meta = list(prompts), [{} for _ in prompts]
+    prompts, meta = session.run_prompts(cfg.data, prompts)
     dist = parallel.init(device)
     bb = backbone or build_backbone(cfg.model, weights, dist.device)
     need_fake = cfg.aux.loss != "none"

@@ -40,6 +40,13 @@ class Session:
     lora_targets: list[str] = field(default_factory=list)
 
 
+def run_prompts(data: Any, override: Any = None) -> tuple[list[str], list[dict[str, Any]]]:
+    """A recipe's prompts: ``override`` (an in-memory list, empty metadata) or ``data.prompts``/``data.limit``."""
+    if override is not None:
+        return list(override), [{} for _ in override]
+    return load_prompts(data.prompts, data.limit)
+
+
 def load_prompts(source: str, limit: int = 0) -> tuple[list[str], list[dict[str, Any]]]:
     """Prompts (and per-prompt metadata) from a ``.txt``/``.jsonl`` file or a registered suite name."""
     path = Path(source)
