@@ -54,8 +54,9 @@ class BenchConfig:
     reward_params: dict = field(default_factory=lambda: {"center": (0.0, 2.0), "length": 1.5})
     beta: float = 1.0  # the β of the tilted target p̃ the metrics compare with (and of the exact-KL mode)
     teacher: str = "exact"  # "exact" (closed form) or "mlp" (the imperfect pretrained MLP)
-    hidden: int = 64
-    pretrain_steps: int = 800
+    hidden: int = 128  # MLP width of generator, fake score and imperfect teacher
+    pretrain_steps: int = 3000
+    pretrain_lr: float = 5e-3
     teacher_steps: int = 100  # many-step Euler sampler of the teacher row
     sigmas: tuple[float, ...] = SD35_SIGMAS
     eta: float = 0.9
@@ -66,8 +67,8 @@ class BenchConfig:
 
 def quick_config() -> BenchConfig:
     """A few seconds per method: for tests and smoke runs (numbers are not converged)."""
-    return BenchConfig(pretrain_steps=200, hidden=64, teacher_steps=40, n_eval=600,
-                       stage1=Stage1Config(steps=150, fake_update_ratio=1, lr=2e-3, fake_lr=2e-3),
+    return BenchConfig(pretrain_steps=200, pretrain_lr=2e-3, hidden=64, teacher_steps=40, n_eval=600,
+                       stage1=Stage1Config(steps=150, fake_update_ratio=1, lr=2e-3, fake_lr=2e-3, ema_decay=0.99),
                        stage2=Stage2Config(epochs=15, groups=8, group_size=8, sub_batches=2, lr=1e-3))
 
 
@@ -117,7 +118,7 @@ def run_seed(world: World, methods: Sequence[str], seed: int,
     sigmas = list(cfg.sigmas)
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    init = pretrain(world.data, cfg.pretrain_steps, batch=256, seed=seed, hidden=cfg.hidden)
+    init = pretrain(world.data, cfg.pretrain_steps, batch=256, lr=cfg.pretrain_lr, seed=seed, hidden=cfg.hidden)
     seconds = {"_pretrain": time.perf_counter() - t0}
     teacher = world.exact_teacher if cfg.teacher == "exact" else init
     cache: dict = {}

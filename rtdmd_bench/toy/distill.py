@@ -28,9 +28,11 @@ class Stage1Config:
     steps: int = 1000  # fake-score steps = train steps [15000]
     batch: int = 256  # [9 x 8 GPUs]
     fake_update_ratio: int = 1  # generator update every this many steps [10]
-    lr: float = 1e-3  # AdamW, generator [3e-5 on LoRA]
-    fake_lr: float = 1e-3  # AdamW, fake score [3e-5 on LoRA]
-    ema_decay: float = 0.99  # every train step, as the reference (P7)
+    lr: float = 3e-4  # AdamW, generator [3e-5 on LoRA]
+    fake_lr: float = 2e-3  # AdamW, fake score [3e-5 on LoRA]; faster than the generator so it keeps up
+    fake_weight_clamp: float = 1e4  # max weight of the fake loss [10]: 10 down-weights levels t < 0.32, where
+    #   a 2-D mode of std 0.25 is resolved; 1e4 trains every level t >= 0.01 at full weight
+    ema_decay: float = 0.995  # every train step, as the reference (P7) [0.99]
     consistency_weight: float = 0.01
     consistency_epsilon: float = 200.0
     grad_clip: float = 1.0
@@ -69,6 +71,7 @@ def recipe_config(cfg: Stage1Config, seed: int):
         ema=EMASection(decay=cfg.ema_decay, reference_schedule=True),
         dmd=dataclasses.replace(base.dmd, fake_update_ratio=cfg.fake_update_ratio,
                                 gradient_normalization=cfg.normalize),
+        renoise=dataclasses.replace(base.renoise, weight_clamp=(base.renoise.weight_clamp[0], cfg.fake_weight_clamp)),
         consistency=ConsistencySection(enabled=base.consistency.enabled and cfg.consistency_weight > 0,
                                        weight=cfg.consistency_weight, epsilon_timestep=cfg.consistency_epsilon),
     )

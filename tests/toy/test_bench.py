@@ -22,7 +22,7 @@ def trained():
     torch.manual_seed(0)  # network inits draw from the global RNG: make them independent of test order
     cfg = bench.quick_config()
     world = bench.World(cfg)
-    init = pretrain(world.data, cfg.pretrain_steps, batch=256, seed=0, hidden=cfg.hidden)
+    init = pretrain(world.data, cfg.pretrain_steps, batch=256, lr=cfg.pretrain_lr, seed=0, hidden=cfg.hidden)
     s1 = train_stage1(world.exact_teacher, init, cfg.stage1, list(cfg.sigmas), cfg.eta, seed=0)
     return cfg, world, init, s1
 
