@@ -31,13 +31,14 @@ from rtdmd_bench.toy.nets import SD35_SIGMAS, ToyBackbone
 class Stage2Config:
     """Toy stage-2 schedule and method switches; shipped image values in brackets where they differ."""
 
-    epochs: int = 100  # [1000]
+    epochs: int = 200  # [1000]
     groups: int = 8  # prompts per epoch [48]
     group_size: int = 16  # K [24]
     sub_batches: int = 2  # [16]
-    lr: float = 1e-3  # generator AdamW [3e-6 on LoRA]
+    lr: float = 3e-4  # generator AdamW [3e-6 on LoRA]
     weight_decay: float = 1e-4
-    fake_lr: float = 1e-3
+    fake_lr: float = 2e-3  # faster than the generator so the fake score keeps up (as in stage 1)
+    fake_weight_clamp: float = 1e4  # max weight of the fake loss [10]; see toy.distill.Stage1Config
     grad_clip: float = 1.0
     clip_range: float = 1e-5
     adv_clip: float = 5.0
@@ -87,7 +88,7 @@ def recipe_config(cfg: Stage2Config, seed: int, n_steps: int):
         raise ValueError(f"unknown stage-2 recipe {cfg.recipe!r}; expected rtdmd or grpo")
     module, root = (grpo, grpo.GRPOConfig) if cfg.recipe == "grpo" else (s2, s2.Stage2Config)
     base, exact, batch = root(), cfg.exact_kl, cfg.groups * cfg.group_size
-    renoise = base.renoise
+    renoise = dataclasses.replace(base.renoise, weight_clamp=(base.renoise.weight_clamp[0], cfg.fake_weight_clamp))
     if exact:  # t_r ~ U[1000·t0, 1000·t1] at s = 0 (offset = start, end = stop)
         renoise = dataclasses.replace(renoise, timestep_offset=1000 * cfg.exact_t[0], end_timestep=1000 * cfg.exact_t[1])
     aux_on = cfg.use_dm and base.aux.loss != "none"

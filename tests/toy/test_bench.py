@@ -114,3 +114,13 @@ def test_cli_writes_json_and_plot(tmp_path, monkeypatch):
     assert png.stat().st_size > 1000
     bad = CliRunner().invoke(app, ["--methods", "nope", "--quick"])
     assert bad.exit_code != 0
+
+
+def test_default_stage1_reaches_the_teacher():
+    """Issue 6 acceptance at the default configuration (seed 0, ~20 s): AC-DMD within 3x the MMD noise floor."""
+    torch.set_num_threads(1)
+    cfg = bench.BenchConfig()
+    world = bench.World(cfg)
+    res, _, _ = bench.run_seed(world, ["ac_dmd"], seed=0)
+    floor = world.noise_floor()["mmd_teacher"]
+    assert res["ac_dmd"]["mmd_teacher"] < 3 * floor, (res["ac_dmd"], floor)
