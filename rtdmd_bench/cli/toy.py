@@ -41,6 +41,9 @@ def toy(
         over.update(reward="linear", reward_params={"direction": (0.0, 1.0)})
     elif reward not in (None, "bump"):
         raise typer.BadParameter(f"unknown reward {reward!r}; expected bump or linear", param_hint="--reward")
+    if teacher not in (None, *bench.TEACHERS):
+        raise typer.BadParameter(f"unknown teacher {teacher!r}; expected one of {list(bench.TEACHERS)}",
+                                 param_hint="--teacher")
     cfg = dataclasses.replace(cfg, **over)
     names = [m.strip() for m in methods.split(",")] if methods else list(bench.METHODS)
     unknown = [m for m in names if m not in bench.METHODS]

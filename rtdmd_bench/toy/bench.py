@@ -27,6 +27,7 @@ from rtdmd_bench.toy.nets import SD35_SIGMAS, ExactTeacher, generate, many_step_
 from rtdmd_bench.toy.rewards import make_reward
 from rtdmd_bench.toy.world import WorldConfig, make_mixture
 
+TEACHERS = ("exact", "mlp")  # closed-form velocity | the imperfect pretrained MLP (teacher error + method error)
 METRICS = ("mmd_teacher", "mmd_tilted", "energy_tilted", "mode_tv_tilted", "mean_reward", "variance_ratio",
            "effective_beta")
 
@@ -81,6 +82,8 @@ class World:
     """The exact objects of one config: data mixture p, reward, tilted target p̃ and the teacher module."""
 
     def __init__(self, cfg: BenchConfig):
+        if cfg.teacher not in TEACHERS:
+            raise ValueError(f"unknown toy teacher {cfg.teacher!r}; expected one of {list(TEACHERS)}")
         self.cfg = cfg
         self.data = make_mixture(cfg.world)
         self.reward = make_reward(cfg.reward, **cfg.reward_params)

@@ -114,6 +114,8 @@ def test_cli_writes_json_and_plot(tmp_path, monkeypatch):
     assert png.stat().st_size > 1000
     bad = CliRunner().invoke(app, ["--methods", "nope", "--quick"])
     assert bad.exit_code != 0
+    bad_teacher = CliRunner().invoke(app, ["--teacher", "nope", "--quick"])
+    assert bad_teacher.exit_code != 0 and "unknown teacher" in bad_teacher.output
 
 
 def test_default_stage1_reaches_the_teacher():
@@ -124,3 +126,18 @@ def test_default_stage1_reaches_the_teacher():
     res, _, _ = bench.run_seed(world, ["ac_dmd"], seed=0)
     floor = world.noise_floor()["mmd_teacher"]
     assert res["ac_dmd"]["mmd_teacher"] < 3 * floor, (res["ac_dmd"], floor)
+
+
+def test_imperfect_teacher_runs_and_bad_teacher_fails():
+    """``teacher="mlp"``: the teacher row is the pretrained MLP's many-step sampler, and stage 1 distils from it."""
+    import dataclasses
+
+    cfg = dataclasses.replace(bench.quick_config(), teacher="mlp")
+    doc, _, _ = bench.run(cfg, ["teacher", "ac_dmd"], seeds=1)
+    exact, _, _ = bench.run(bench.quick_config(), ["teacher"], seeds=1)
+    mlp_row, exact_row = doc["methods"]["teacher"]["mmd_teacher"]["mean"], exact["methods"]["teacher"]["mmd_teacher"]["mean"]
+    assert mlp_row > exact_row  # the quick MLP teacher is visibly imperfect: its own error is measured
+    assert doc["config"]["teacher"] == "mlp"
+    assert doc["methods"]["ac_dmd"]["mmd_teacher"]["mean"] > 0
+    with pytest.raises(ValueError, match="unknown toy teacher 'mpl'"):
+        bench.World(dataclasses.replace(bench.quick_config(), teacher="mpl"))
