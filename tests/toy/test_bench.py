@@ -118,14 +118,30 @@ def test_cli_writes_json_and_plot(tmp_path, monkeypatch):
     assert bad_teacher.exit_code != 0 and "unknown teacher" in bad_teacher.output
 
 
-def test_default_stage1_reaches_the_teacher():
-    """Issue 6 acceptance at the default configuration (seed 0, ~20 s): AC-DMD within 3x the MMD noise floor."""
+@pytest.fixture(scope="module")
+def default_seed0():
+    """The default configuration, seed 0 (~30 s): stage 1 once, then GRPO and the exact-KL mode from it."""
     torch.set_num_threads(1)
-    cfg = bench.BenchConfig()
-    world = bench.World(cfg)
-    res, _, _ = bench.run_seed(world, ["ac_dmd"], seed=0)
+    world = bench.World(bench.BenchConfig())
+    res, _, _ = bench.run_seed(world, ["ac_dmd", "grpo", "rtdmd_exact_kl"], seed=0)
+    return world, res
+
+
+def test_default_stage1_reaches_the_teacher(default_seed0):
+    """Issue 6 acceptance: AC-DMD within 3x the MMD noise floor of p."""
+    world, res = default_seed0
     floor = world.noise_floor()["mmd_teacher"]
     assert res["ac_dmd"]["mmd_teacher"] < 3 * floor, (res["ac_dmd"], floor)
+
+
+def test_default_exact_kl_reaches_the_tilted_target(default_seed0):
+    """The exact-KL weighting lands near p~ (beta_eff near 1); GRPO over-tilts (its failure mode)."""
+    _, res = default_seed0
+    exact, grpo, stage1 = res["rtdmd_exact_kl"], res["grpo"], res["ac_dmd"]
+    assert exact["mmd_tilted"] < 0.5 * min(stage1["mmd_tilted"], grpo["mmd_tilted"]), res
+    assert exact["mode_tv_tilted"] < 0.5 * min(stage1["mode_tv_tilted"], grpo["mode_tv_tilted"]), res
+    assert 0.5 < exact["effective_beta"] < 1.5, exact
+    assert grpo["effective_beta"] > 3, grpo
 
 
 def test_imperfect_teacher_runs_and_bad_teacher_fails():
