@@ -91,7 +91,7 @@ def check_rewards(route: list[tuple[str, tuple[str, ...]]]) -> None:
 
 def make_plan(cfg: EvalConfig) -> Plan:
     """Validate names, load prompts (checksums verified) and enumerate work items in canonical order."""
-    from rtdmd_bench.eval.seeds import item_seed
+    from rtdmd_bench.seeds import item_seed
     from rtdmd_bench.suites import load_suite, suite_spec
 
     if cfg.batch_size < 1:

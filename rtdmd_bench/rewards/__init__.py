@@ -116,6 +116,19 @@ REWARDS.add(RewardSpec(
 ))
 
 
+def _write_tiny_rewards(root: Path) -> None:
+    from rtdmd_bench.hf import quiet_hf
+    from rtdmd_bench.rewards.tiny import write_tiny_rewards
+    from rtdmd_bench.seeds import torch_seeded
+
+    quiet_hf()
+    with torch_seeded(0):
+        write_tiny_rewards(root)
+
+
+TINY_PART = ("rewards", _write_tiny_rewards)  # the scorers' part of ``--weights tiny`` (weights.ensure_tiny_part)
+
+
 class RewardUnavailableError(RegistryError):
     """A known scorer that cannot run in this environment (the message says why and what to do)."""
 
@@ -149,7 +162,7 @@ def build(name: str, weights: str | Path | None = None, device: Any = "cpu", dty
     cls = REWARDS.get(name)
     from rtdmd_bench.weights import resolve_root
 
-    root = resolve_root(weights)
+    root = resolve_root(weights, TINY_PART)
     factory = getattr(cls, "from_weights", None)
     module = factory(root, device=device, dtype=dtype) if factory is not None else cls()
     module = module.to(device)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from rtdmd_bench.models.tiny import tiny_clip_tokenizer  # the one tiny CLIP BPE (shared with the generators)
+from rtdmd_bench.tiny_tokenizers import tiny_clip_tokenizer  # the one tiny CLIP BPE (shared with the generators)
 from rtdmd_bench.rewards.preprocess import CLIP_MEAN, CLIP_STD
 
 IMAGE_SIZE = 224  # production geometry; the towers stay tiny through large patches and narrow widths
