@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 import torch
 
+from rtdmd_bench import parallel
 from rtdmd_bench.losses.policy import clipped_policy_loss, filter_zero_advantage
 from rtdmd_bench.losses.reward_bp import differentiable_subset
-from rtdmd_bench import parallel
 from rtdmd_bench.training import loop
 from rtdmd_bench.training.config import (
     ConsistencySection,

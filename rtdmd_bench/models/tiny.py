@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rtdmd_bench.tiny_tokenizers import tiny_clip_tokenizer, tiny_qwen_tokenizer, tiny_t5_tokenizer
 
+
 def _clip_encoder(tok, with_projection: bool):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 

@@ -19,11 +19,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rtdmd_bench import parallel
 from rtdmd_bench.losses.ambient import consistency_timesteps, renoise_timesteps
 from rtdmd_bench.losses.policy import group_advantages, leave_one_out_advantages
 from rtdmd_bench.losses.reward_bp import reward_bp_loss
 from rtdmd_bench.sampling import cps_step
-from rtdmd_bench import parallel
 from rtdmd_bench.training import loop
 from rtdmd_bench.training.samplers import KRepeatSampler, shared_step_noise
 from rtdmd_bench.training.session import Session
