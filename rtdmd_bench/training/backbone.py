@@ -5,7 +5,7 @@ Recipes (``trainers/*.py``) are written against ``Backbone`` only, so the image 
 A backbone is a plain object; implement the attributes and methods below (no base class needed)::
 
     class ToyBackbone:
-        family = "toy"                      # LoRA target table key; anything not in training.lora.TARGETS
+        family = "toy"                      # a name; image backbones use a registered FamilySpec
         lora_targets = None                 # None: train every parameter of generator/fake (no LoRA)
         latent_shape = (2,)                 # per-sample shape of x; x is [B, *latent_shape]
         sigmas = torch.tensor([1.0, .9, .75, .5, 0.0])  # [N+1] fp32, descending, sigmas[-1] == 0
