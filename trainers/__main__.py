@@ -1,5 +1,5 @@
-"""``python -m trainers [train options]`` / ``torchrun -m trainers ...``: the ``train`` command alone
-(identical to ``rtdmd-bench train``)."""
+"""``python -m rtdmd_bench.trainers [train options]`` / ``torchrun -m rtdmd_bench.trainers ...``: the ``train``
+command alone (identical to ``rtdmd-bench train``)."""
 
 import typer
 
