@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rtdmd_bench.report.leaderboard import LeaderboardError, build_leaderboard
 from rtdmd_bench.published import DEFAULT_PATH, PublishedError, load_published
+from rtdmd_bench.report.leaderboard import LeaderboardError, build_leaderboard
 
 HERE = Path(__file__).parent
 TEST_PUBLISHED = HERE / "data" / "published_test.yaml"
