@@ -10,13 +10,16 @@ IDENTITY_FIELDS = ("model", "seed", "lora", "overrides", "weights", "dtype", "sa
 
 @dataclass(frozen=True)
 class ModelOverrides:
-    """Sampling settings that replace the model entry's defaults (None = keep the entry's value)."""
+    """Sampling settings that replace the model entry's defaults (None = keep the entry's value); ``eval`` exposes
+    each as a flag (``--steps --guidance --eta --sampler --height --width --sigmas``)."""
 
     height: int | None = None
     width: int | None = None
     steps: int | None = None
     eta: float | None = None
     guidance: float | None = None
+    sampler: str | None = None
+    sigmas: tuple[float, ...] | None = None
 
     def as_kwargs(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -27,7 +30,8 @@ class EvalConfig:
     """One evaluation run.
 
     Attributes:
-        model: model registry name or ``"module:Attr"`` plugin.
+        model: model registry name, ``"module:Attr"`` plugin, local diffusers folder or Hugging Face repo id
+            ``OWNER/REPO[@revision]`` (``models.resolve``).
         suites: suite names; each is scored with ``rewards`` or, when empty, its manifest's default rewards.
         rewards: rewards applied to every suite (overrides the suites' defaults).
         benchmark: a preset routing of suites to rewards (e.g. ``rtdmd-paper``); replaces suites/rewards.
@@ -38,7 +42,8 @@ class EvalConfig:
         device: ``auto`` (cuda if available), ``cpu``, ``cuda``, ``cuda:1``...
         dtype: None = the model's dtype on GPU, float32 on CPU.
         weights: weights root, ``tiny``, or None for ``$RTDMD_BENCH_WEIGHTS``.
-        lora: extra LoRA files merged after the model entry's own stack.
+        lora: extra LoRAs merged after the model entry's own stack (``models.lora_refs``: paths relative to the
+            current directory, hub files ``OWNER/REPO:file[@rev]``, each with an optional ``:SCALE``).
         overrides: sampling overrides.
         bootstrap_resamples: resamples of the prompt bootstrap CI.
         out: run directory.

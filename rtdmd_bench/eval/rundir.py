@@ -74,6 +74,14 @@ def hardware(device: str) -> dict[str, Any]:
     return info
 
 
+def _file_sha256(spec: Any) -> str:
+    """The actual sha256 of a suite's prompt file when its manifest pins none (user suites)."""
+    from rtdmd_bench.io import sha256_file
+
+    path = spec.installed_path()
+    return sha256_file(path) if path else ""
+
+
 def assemble(cfg: EvalConfig, plan, model_info: dict[str, Any], entries: dict[str, Any],
              run_stats: dict[str, Any], tiny: bool) -> dict[str, Any]:
     """The full results.json object (schema in eval/schema.py)."""
@@ -85,10 +93,12 @@ def assemble(cfg: EvalConfig, plan, model_info: dict[str, Any], entries: dict[st
     for name, spec in plan.suites.items():
         used = plan.n_prompts_used[name]
         suites[spec.id] = {
-            "name": spec.name, "version": spec.version, "sha256": spec.sha256, "n_prompts": spec.n_prompts,
+            "name": spec.name, "version": spec.version, "sha256": spec.sha256 or _file_sha256(spec),
+            "n_prompts": spec.n_prompts or used,
             "n_prompts_used": used, "limit": cfg.limit,
             "images_per_prompt": cfg.samples_per_prompt or spec.images_per_prompt,
             "prompt_ids": f"first {used} prompts of the file (ids 0..{used - 1})", "source": spec.source,
+            **({"user_suite": True} if getattr(spec, "user_suite", False) else {}),
         }
     names = sorted({r for rs in plan.rewards.values() for r in rs})
     rewards = {n: {"version": s.version, "units": s.units, "higher_is_better": s.higher_is_better,
