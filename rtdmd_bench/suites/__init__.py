@@ -18,6 +18,7 @@ from rtdmd_bench.suites.manifest import (  # noqa: F401
     user_suites_dir,
 )
 
+
 def _manifest_of(obj) -> SuiteSpec:
     """A suite plugin given as the path of its ``suite.yaml`` (or of the folder holding it)."""
     path = Path(obj)
