@@ -22,3 +22,28 @@ def write_tiny_weights(root: str | Path) -> Path:
     for part in (MODELS_PART, REWARDS_PART):
         ensure_tiny_part(root, part)
     return root
+
+
+def write_hf_cache(cache: str | Path, repo: str, folder: str | Path, commit: str,
+                   refs: tuple[str, ...] = ("main",)) -> Path:
+    """Put ``folder``'s files into a Hugging Face cache as ``huggingface_hub`` lays out a downloaded snapshot
+    (``models--OWNER--REPO/blobs/<sha256>``, ``snapshots/<commit>/<path>`` relative symlinks to the blobs,
+    ``refs/<name>`` holding the commit), so hub-id resolution is tested offline; returns the snapshot folder."""
+    import hashlib
+    import os
+
+    base = Path(cache) / f"models--{repo.replace('/', '--')}"
+    snap = base / "snapshots" / commit
+    folder = Path(folder)
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = f.read_bytes()
+        blob = base / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        link = snap / f.relative_to(folder)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    for ref in refs:
+        (base / "refs" / ref).parent.mkdir(parents=True, exist_ok=True)
+        (base / "refs" / ref).write_text(commit)
+    return snap
