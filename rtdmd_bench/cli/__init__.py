@@ -7,7 +7,7 @@ import importlib.util
 
 import typer
 
-from rtdmd_bench.cli import prompts, report, weights
+from rtdmd_bench.cli import lora, prompts, report, weights
 from rtdmd_bench.cli.eval import eval_command
 from rtdmd_bench.cli.listing import list_command
 from rtdmd_bench.cli.train import train
@@ -21,6 +21,7 @@ app.command("validate")(validate_command)
 app.command("train")(train)
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(weights.app, name="weights")
+app.add_typer(lora.app, name="lora")
 app.command("leaderboard")(report.leaderboard)
 app.command("compare")(report.compare)
 app.command("check")(report.check)

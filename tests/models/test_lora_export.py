@@ -115,3 +115,18 @@ def test_hub_lora_reference_from_the_weights_root_and_offline_error(tiny_models,
     assert rec["hub"] == {"repo": "Acme/FLUX2-RTDMD", "file": "rtdmd/generator_ema.pt", "revision": None}
     with pytest.raises(LoraError, match=r"offline \(HF_HUB_OFFLINE=1\).*loras/FLUX2-RTDMD@v2/rtdmd/generator_ema.pt"):
         build("tiny-flux2", root, lora=["Acme/FLUX2-RTDMD:rtdmd/generator_ema.pt@v2"])
+
+
+def test_lora_export_cli(tiny_models, generators, tmp_path):
+    from typer.testing import CliRunner
+
+    from rtdmd_bench.cli import app
+
+    pt = trained_lora(generators["tiny-sd3"], "sd3", tmp_path / "lora")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["lora", "export", str(pt), "--format", "diffusers", "--out", str(out),
+                                   "--merged-with", "tiny-sd3", "--weights", tiny_models])
+    assert res.exit_code == 0, res.output
+    assert (out / WEIGHT_NAME).is_file() and (out / "transformer" / "config.json").is_file()
+    res = CliRunner().invoke(app, ["lora", "export", str(pt), "--format", "kohya", "--out", str(out)])
+    assert res.exit_code == 2 and "--format 'kohya' is not supported" in res.output
