@@ -10,12 +10,14 @@ import typer
 from rtdmd_bench.cli import lora, prompts, report, weights
 from rtdmd_bench.cli.eval import eval_command
 from rtdmd_bench.cli.listing import list_command
+from rtdmd_bench.cli.score import score_command
 from rtdmd_bench.cli.train import train
 from rtdmd_bench.cli.validate import validate_command
 
 app = typer.Typer(name="rtdmd-bench", no_args_is_help=True, add_completion=False,
                   help="Evaluation-first benchmark harness for few-step text-to-image generators, with RTDMD trainers.")
 app.command("eval")(eval_command)
+app.command("score")(score_command)
 app.command("list")(list_command)
 app.command("validate")(validate_command)
 app.command("train")(train)

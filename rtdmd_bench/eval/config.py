@@ -64,3 +64,38 @@ class EvalConfig:
     overrides: ModelOverrides = field(default_factory=ModelOverrides)
     bootstrap_resamples: int = 1000
     out: str = "runs/latest"
+
+
+# Fields that define WHICH images and scores a ``score`` run holds (``rundir.prepare``).
+SCORE_IDENTITY_FIELDS = ("images", "suite", "layout", "mapping", "weights")
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """One ``rtdmd-bench score`` run: a folder of images made elsewhere, scored like ``eval`` scores its own.
+
+    Attributes:
+        images: the images folder (``eval.image_layouts``).
+        suite: the suite whose prompts the images were made from.
+        rewards: rewards (default: the suite's).
+        layout: ``auto`` | ``geneval`` | ``harness`` | ``flat``.
+        mapping: CSV/JSONL file naming each image's prompt (flat layout).
+        name: what made the images (recorded as the model name; default ``external images (<folder>)``).
+        limit: first N prompts of the suite (None = all).
+        samples_per_prompt: images per prompt to score (None = all found).
+        batch_size, device, weights, bootstrap_resamples, out: as ``EvalConfig``.
+    """
+
+    images: str = ""
+    suite: str = ""
+    rewards: tuple[str, ...] = ()
+    layout: str = "auto"
+    mapping: str | None = None
+    name: str | None = None
+    limit: int | None = None
+    samples_per_prompt: int | None = None
+    batch_size: int = 4
+    device: str = "auto"
+    weights: str | None = None
+    bootstrap_resamples: int = 1000
+    out: str = "runs/score"

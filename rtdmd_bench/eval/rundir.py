@@ -18,8 +18,9 @@ class RunDirError(RuntimeError):
     """Unusable output directory (unwritable, or holding a different run)."""
 
 
-def prepare(out: Path, cfg: EvalConfig, force: bool, is_main: bool) -> None:
-    """Create ``out`` (checking it is writable) and refuse a dir that holds a different run unless ``force``."""
+def prepare(out: Path, cfg: EvalConfig, force: bool, is_main: bool, identity: tuple[str, ...] = IDENTITY_FIELDS) -> None:
+    """Create ``out`` (checking it is writable) and refuse a dir that holds a different run (a config that differs
+    in an ``identity`` field) unless ``force``."""
     import yaml
 
     try:
@@ -33,7 +34,7 @@ def prepare(out: Path, cfg: EvalConfig, force: bool, is_main: bool) -> None:
     if saved.is_file() and not force:
         old = yaml.safe_load(saved.read_text()) or {}
         new = to_dict(cfg)
-        diff = [k for k in IDENTITY_FIELDS if old.get(k) != new.get(k)]
+        diff = [k for k in identity if old.get(k) != new.get(k)]
         if diff:
             details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
             raise RunDirError(

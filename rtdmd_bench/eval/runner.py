@@ -21,6 +21,8 @@ from typing import Any
 
 from rtdmd_bench.eval.config import EvalConfig
 from rtdmd_bench.eval.plan import Plan, WorkItem, make_plan
+from rtdmd_bench.eval.scoring import sample_record as _record
+from rtdmd_bench.eval.scoring import score_batch as _score
 from rtdmd_bench.hf import quiet_hf
 
 
@@ -84,40 +86,6 @@ def _torch_dtype(name: str | None):
     if not isinstance(dtype, torch.dtype):
         raise ValueError(f"unknown dtype {name!r} (use float32, bfloat16 or float16)")
     return dtype
-
-
-def _score(workers: _Workers, names: tuple[str, ...], items: list[WorkItem], images) -> dict[str, Any]:
-    """Scores of a batch for each reward: {reward: (scores list, valid list, parts, extras)}."""
-    import math
-
-    import torch
-
-    out = {}
-    prompts = [it.prompt for it in items]
-    meta = [it.metadata for it in items]
-    for name in names:
-        reward = workers.reward(name)
-        with torch.inference_mode():
-            res = reward(images.to(workers.device), prompts, meta)
-        scores = [float(s) for s in res.scores.float().cpu()]
-        valid = [bool(v) and math.isfinite(s) for v, s in zip(res.valid.cpu().tolist(), scores)]
-        parts = {k: [float(x) for x in v.float().cpu()] for k, v in res.parts.items()}
-        out[name] = (scores, valid, parts, res.extras)
-    return out
-
-
-def _record(item: WorkItem, base: dict[str, Any] | None, scored: dict[str, Any], i: int) -> dict[str, Any]:
-    rec = dict(base) if base else {}
-    rec.update(suite=item.suite, suite_version=item.suite_id.split("@", 1)[1], prompt_id=item.prompt_id,
-               sample_idx=item.sample_idx, prompt=item.prompt, seed=item.seed, tag=item.tag)
-    for field in ("scores", "valid", "parts", "extras"):
-        rec[field] = dict(rec.get(field, {}))
-    for name, (scores, valid, parts, extras) in scored.items():
-        rec["scores"][name] = scores[i] if valid[i] else None
-        rec["valid"][name] = valid[i]
-        rec["parts"][name] = {k: v[i] for k, v in parts.items()}
-        rec["extras"][name] = {k: v[i] for k, v in extras.items()}
-    return rec
 
 
 def global_batches(plan: Plan, size: int) -> list[list[WorkItem]]:
