@@ -28,6 +28,7 @@ app.command("leaderboard")(report.leaderboard)
 app.command("compare")(report.compare)
 app.command("check")(report.check)
 app.command("report")(report.report)
+app.command("export")(report.export)
 if importlib.util.find_spec("rtdmd_bench.cli.toy") is not None:
     from rtdmd_bench.cli.toy import toy
 
