@@ -43,6 +43,7 @@ def list_command(kind: str = typer.Argument(..., help="models | families | rewar
                      None, "--suites-dir", help="Also list the user suites in DIR (<name>/suite.yaml).")) -> None:
     """Print a registry: name, one-line description and key metadata (sampling defaults for models; `families`
     shows the defaults a hub repo id or a local folder of that family gets)."""
+    from rich.markup import escape
     from rich.table import Table
 
     with user_errors():
@@ -67,8 +68,8 @@ def list_command(kind: str = typer.Argument(..., help="models | families | rewar
     origin = getattr(reg, "plugin_origin", {})
     for spec in specs:
         summary = spec.summary()
-        plugin = f" [plugin: {origin[spec.name]}]" if spec.name in origin else ""
-        table.add_row(spec.name, *(summary.get(c, "") for c in columns), spec.description + plugin)
+        plugin = f" (plugin: {origin[spec.name]})" if spec.name in origin else ""
+        table.add_row(*(escape(x) for x in (spec.name, *(summary.get(c, "") for c in columns), spec.description + plugin)))
     console.print(table)
     for problem in getattr(reg, "plugin_errors", []):
-        console.print(f"[yellow]warning:[/] {problem}", highlight=False)
+        console.print(f"warning: {problem}", style="yellow", markup=False, highlight=False)
