@@ -93,6 +93,14 @@ def eval_command(
 
         for note in check_model_ref(cfg.model):
             err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+        if (Path(cfg.out) / "model.json").is_file() and not force:  # resuming: same model content as before?
+            from rtdmd_bench.eval.rundir import check_model_identity
+            from rtdmd_bench.models.resolve import resolve_model
+            from rtdmd_bench.weights import resolve_root
+
+            spec = resolve_model(cfg.model, resolve_root(cfg.weights) if cfg.weights != "tiny" else None).spec
+            if spec is not None:
+                check_model_identity(Path(cfg.out), spec.name, spec.origin)
         from rtdmd_bench.eval.runner import Interrupted, evaluate
         from rtdmd_bench.weights import MissingWeightsError
 

@@ -46,6 +46,20 @@ def prepare(out: Path, cfg: EvalConfig, force: bool, is_main: bool, identity: tu
         save(cfg, saved)
 
 
+def check_model_identity(out: Path, name: str, origin: str) -> None:
+    """Refuse to resume a run whose images came from another content of the same ``--model`` (a local folder
+    whose files changed, a hub id now resolving to another commit): its cached images would be mixed in."""
+    import json
+
+    path = out / "model.json"
+    if origin not in ("folder", "hub") or not path.is_file():
+        return
+    old = json.loads(path.read_text()).get("name")
+    if old and old != name:
+        raise RunDirError(f"{out} holds images of {old}, but --model now resolves to {name} (the folder's files or "
+                          f"the hub revision changed). Use another --out, or --force to reuse it.")
+
+
 def image_ok(out: Path, rec: dict[str, Any] | None) -> bool:
     """True when the record's PNG exists and its sha256 matches (a corrupt or missing image is regenerated)."""
     from rtdmd_bench.io import sha256_file

@@ -72,3 +72,17 @@ def test_help_and_list_show_the_defaults():
     assert res.exit_code == 0 and "distilled: euler_cfg 4 steps, guidance 1" in res.output
     res = runner.invoke(app, ["list", "models"], env={"COLUMNS": "300"})
     assert "steps" in res.output and "eta=0.9" in res.output
+
+
+def test_resume_refuses_a_folder_whose_files_changed(tiny_weights, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(Path(tiny_weights) / MODELS.spec("tiny-flux2").weights_dir, folder)
+    args = ["--model", str(folder), "--weights", tiny_weights]
+    _eval(tmp_path / "run", *args)
+    cfg = folder / "scheduler" / "scheduler_config.json"
+    cfg.write_text(cfg.read_text().replace('"shift": 3.0', '"shift": 2.5'))
+    res = runner.invoke(app, ["eval", "--suite", "smoke", "--limit", "2", "--rewards", "saturation", "--out",
+                              str(tmp_path / "run"), "--no-progress", *args])
+    assert res.exit_code == 2 and "files or the hub revision changed" in res.output
