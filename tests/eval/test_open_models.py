@@ -20,7 +20,7 @@ COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
 
 
 def _eval(out: Path, *args: str) -> dict:
-    res = runner.invoke(app, ["eval", "--suite", "smoke", "--limit", "2", "--rewards", "saturation", "--out", str(out),
+    res = runner.invoke(app, ["eval", "--suite", "smoke", "--limit", "1", "--rewards", "saturation", "--out", str(out),
                               "--no-progress", *args])
     assert res.exit_code == 0, res.output
     return json.loads((out / "results.json").read_text())
@@ -34,7 +34,7 @@ def test_eval_a_diffusers_folder_by_path(tiny_weights, tmp_path, name):
     assert model["origin"] == "folder" and model["family"] == MODELS.spec(name).family
     assert model["name"] == f"{folder.name}@sha256:{model['content_sha256'][:12]}" and model["steps"] == 2
     assert model["weights_dir"] is None and tiny_weights not in json.dumps(model)  # no machine-specific path
-    assert results["results"]["smoke/saturation"]["n"] == 2
+    assert results["results"]["smoke/saturation"]["n"] == 1
 
 
 def test_eval_a_hub_id_with_sampling_flags(tiny_weights, tmp_path, monkeypatch):
@@ -83,6 +83,6 @@ def test_resume_refuses_a_folder_whose_files_changed(tiny_weights, tmp_path):
     _eval(tmp_path / "run", *args)
     cfg = folder / "scheduler" / "scheduler_config.json"
     cfg.write_text(cfg.read_text().replace('"shift": 3.0', '"shift": 2.5'))
-    res = runner.invoke(app, ["eval", "--suite", "smoke", "--limit", "2", "--rewards", "saturation", "--out",
+    res = runner.invoke(app, ["eval", "--suite", "smoke", "--limit", "1", "--rewards", "saturation", "--out",
                               str(tmp_path / "run"), "--no-progress", *args])
     assert res.exit_code == 2 and "files or the hub revision changed" in res.output

@@ -103,6 +103,8 @@ def test_score_on_geneval_official_layout_equals_the_eval_run(eval_run, tmp_path
     assert res.exit_code == 0 and "external images" in (tmp_path / "lb.md").read_text()
     res = runner.invoke(app, ["check", str(out), "--baseline", str(eval_run)])
     assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["report", str(out), "--compare", str(eval_run), "--out", str(tmp_path / "r.html")])
+    assert res.exit_code == 0 and "external images" in (tmp_path / "r.html").read_text()
 
 
 def test_harness_layout_flat_mapping_and_added_reward(eval_run, tmp_path):

@@ -36,6 +36,25 @@ def _weights(net) -> dict[str, torch.Tensor]:
     return {k.replace(".base_layer", ""): v for k, v in net.state_dict().items() if "lora_" not in k}
 
 
+def _merged(base, loras, records: list | None = None) -> torch.nn.Module:
+    """A copy of ``base``'s transformer with ``loras`` merged by the harness (what ``build(..., lora=...)`` does)."""
+    from rtdmd_bench.models.lora import merge_lora_stack
+
+    net = copy.deepcopy(base.transformer)
+    (records if records is not None else []).extend(merge_lora_stack(net, loras, family=base.spec.family))
+    return net
+
+
+def _generate_with(gen, transformer, prompts, seeds):
+    """``gen``'s images with another transformer of the same architecture swapped in (restored afterwards)."""
+    own = gen.transformer
+    gen.transformer = gen.pipe.transformer = transformer
+    try:
+        return gen.generate(prompts, seeds)
+    finally:
+        gen.transformer = gen.pipe.transformer = own
+
+
 @pytest.mark.parametrize("name", TINY)
 def test_diffusers_load_and_fuse_equals_the_harness_merge(tiny_models, generators, tmp_path, name):
     import diffusers
@@ -44,28 +63,30 @@ def test_diffusers_load_and_fuse_equals_the_harness_merge(tiny_models, generator
     pt = trained_lora(base, base.spec.family, tmp_path / "lora")
     out = export_diffusers(pt, tmp_path / "diffusers")
     assert out.name == WEIGHT_NAME and (out.parent / "training.json").is_file()
-    merged = build(name, tiny_models, lora=[str(pt)])
+    merged = _merged(base, [pt])
 
     folder = Path(tiny_models) / MODELS.spec(name).weights_dir
     pipe = getattr(diffusers, FAMILIES.spec(base.spec.family).pipeline_class).from_pretrained(str(folder))
     pipe.load_lora_weights(str(out.parent))
     pipe.fuse_lora()
     pipe.unload_lora_weights()
-    ours, theirs = _weights(merged.transformer), _weights(pipe.transformer)
+    ours, theirs = _weights(merged), _weights(pipe.transformer)
     assert ours.keys() == theirs.keys()
     diff = max((ours[k] - theirs[k]).abs().max().item() for k in ours)
     changed = sum(not torch.equal(ours[k], _weights(base.transformer)[k]) for k in ours)
     assert diff <= 1e-6 and changed >= 4, (diff, changed)
 
     prompts, seeds = ["a red cube", "two cats"], [3, 4]
-    theirs_gen = build(name, tiny_models)
-    theirs_gen.transformer = theirs_gen.pipe.transformer = pipe.transformer.eval()
-    assert torch.equal(merged.generate(prompts, seeds), theirs_gen.generate(prompts, seeds))
+    assert torch.equal(_generate_with(base, merged, prompts, seeds),
+                       _generate_with(base, pipe.transformer.eval(), prompts, seeds))
 
-    # the harness reads its own export back to the same weights, and records the training rewards
-    again = build(name, tiny_models, lora=[str(out)])
-    assert max((_weights(again.transformer)[k] - ours[k]).abs().max().item() for k in ours) <= 1e-6
-    assert again.describe()["training_rewards"] == ["pickscore"]
+    # the harness reads its own export back to the same weights, with the training record copied beside it
+    from rtdmd_bench.models.lora import training_reward_names
+
+    records: list = []
+    again = _weights(_merged(base, [out], records))
+    assert max((again[k] - ours[k]).abs().max().item() for k in ours) <= 1e-6
+    assert training_reward_names(records) == ["pickscore"]
 
 
 def test_merged_transformer_folder_loads_with_from_pretrained(tiny_models, generators, tmp_path):
@@ -130,3 +151,35 @@ def test_lora_export_cli(tiny_models, generators, tmp_path):
     assert (out / WEIGHT_NAME).is_file() and (out / "transformer" / "config.json").is_file()
     res = CliRunner().invoke(app, ["lora", "export", str(pt), "--format", "kohya", "--out", str(out)])
     assert res.exit_code == 2 and "--format 'kohya' is not supported" in res.output
+
+
+@pytest.mark.parametrize("with_metadata", [True, False])
+def test_a_lora_saved_by_diffusers_merges_like_diffusers_fuses_it(tiny_models, tmp_path, with_metadata):
+    """What diffusers' training scripts write (``save_lora_weights`` of a peft adapter; newer versions add the
+    ``lora_adapter_metadata`` header, older ones do not and mean alpha = r) merges as ``fuse_lora`` does."""
+    import diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    folder = Path(tiny_models) / MODELS.spec("tiny-flux2").weights_dir
+    pipe = diffusers.Flux2KleinPipeline.from_pretrained(str(folder))
+    config = LoraConfig(r=4, lora_alpha=4 if not with_metadata else 12, init_lora_weights="gaussian",
+                        target_modules=["to_q", "to_k", "to_qkv_mlp_proj"])
+    pipe.transformer.add_adapter(config)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for n, p in pipe.transformer.named_parameters():
+            if "lora_B" in n:
+                p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    diffusers.Flux2KleinPipeline.save_lora_weights(
+        tmp_path / "lora", transformer_lora_layers=get_peft_model_state_dict(pipe.transformer),
+        transformer_lora_adapter_metadata=config.to_dict() if with_metadata else None)
+    ref = diffusers.Flux2KleinPipeline.from_pretrained(str(folder))
+    ref.load_lora_weights(str(tmp_path / "lora"))
+    ref.fuse_lora()
+    ref.unload_lora_weights()
+    ours = _weights(build("tiny-flux2", tiny_models, lora=[str(tmp_path / "lora" / WEIGHT_NAME)]).transformer)
+    theirs = _weights(ref.transformer)
+    assert max((ours[k] - theirs[k]).abs().max().item() for k in ours) <= 1e-6
+    base = _weights(pipe.transformer)  # the adapter is not merged there: the base weights
+    assert sum(not torch.equal(ours[k], base[k]) for k in ours) >= 3
