@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -77,6 +78,14 @@ def import_target(target: str) -> Any:
     return obj
 
 
+@functools.lru_cache(maxsize=1)
+def _installed_entry_points() -> Any:
+    """Every installed entry point, read once per process (one scan of the dist-infos serves all registries)."""
+    from importlib.metadata import entry_points
+
+    return entry_points()
+
+
 def did_you_mean(name: str, choices: list[str], n: int = 3) -> list[str]:
     """Closest names to ``name`` among ``choices`` (difflib ratio >= 0.5), best first."""
     return difflib.get_close_matches(name, choices, n=n, cutoff=0.5)
@@ -108,9 +117,7 @@ class Registry(Generic[S]):
         if self._discovered or self.entry_point_group is None:
             return
         self._discovered = True
-        from importlib.metadata import entry_points
-
-        for ep in entry_points(group=self.entry_point_group):
+        for ep in _installed_entry_points().select(group=self.entry_point_group):
             dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
             where = f"{self.kind} plugin {ep.name!r} ({ep.value}, distribution {dist})"
             try:
@@ -160,6 +167,7 @@ class Registry(Generic[S]):
             self.remove(name)
         self.plugin_errors.clear()
         self._discovered = False
+        _installed_entry_points.cache_clear()
         self._discover()
 
     def add(self, spec: S) -> S:

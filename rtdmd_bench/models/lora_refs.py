@@ -56,16 +56,20 @@ def split_scale(text: str) -> tuple[str, float]:
     return text, 1.0
 
 
+def hub_folder(root: Path, repo: str, revision: str | None) -> Path:
+    """The folder of a hub repo's LoRA files under the weights root: ``loras/<REPO>[@<revision>]``."""
+    return Path(root) / "loras" / (repo.split("/", 1)[1] + (f"@{revision}" if revision else ""))
+
+
 def hub_destination(root: Path, repo: str, file: str, revision: str | None) -> Path:
     """Where a hub LoRA file lives under the weights root (the catalogue's ``loras/<REPO>/<file>`` layout)."""
-    folder = repo.split("/", 1)[1] + (f"@{revision}" if revision else "")
-    dest = (root / "loras" / folder / file).resolve()
-    if not dest.is_relative_to((root / "loras").resolve()):
+    dest = (hub_folder(root, repo, revision) / file).resolve()
+    if not dest.is_relative_to((Path(root) / "loras").resolve()):
         raise LoraError(f"hub LoRA path {file!r} of {repo} leaves the weights root's loras/ folder")
     return dest
 
 
-def _download(repo: str, file: str, revision: str | None, dest: Path, ref: str) -> None:
+def _download(repo: str, file: str, revision: str | None, folder: Path, dest: Path, ref: str) -> None:
     """Fetch one hub file to ``dest`` (network), or one clear line saying why not and what to do instead."""
     from rtdmd_bench.hf import hub_error_line, hub_is_offline
 
@@ -76,9 +80,8 @@ def _download(repo: str, file: str, revision: str | None, dest: Path, ref: str) 
                         f"(HF_HUB_OFFLINE=1); run once with network access, {manual}")
     from huggingface_hub import hf_hub_download
 
-    base = dest.parents[len(Path(file).parts) - 1]  # the loras/<REPO> folder: hf_hub_download adds <file>
     try:
-        hf_hub_download(repo, file, revision=revision, local_dir=str(base))
+        hf_hub_download(repo, file, revision=revision, local_dir=str(folder))  # writes folder/<file>
     except Exception as exc:  # huggingface_hub raises many types (offline, HTTP, DNS, 404)
         raise LoraError(f"--lora {ref}: {hub_error_line(exc)}; {manual}") from None
 
@@ -99,7 +102,7 @@ def resolve_lora(text: str, root: Path, cwd: Path | None = None) -> LoraRef:
         repo, file, rev = m["repo"], m["file"], m["rev"]
         dest = hub_destination(root, repo, file, rev)
         if not dest.is_file():
-            _download(repo, file, rev, dest, ref)
+            _download(repo, file, rev, hub_folder(root, repo, rev), dest, ref)
         return LoraRef(ref, dest, scale, "hub", (repo, file, rev))
     in_root = Path(root) / ref
     if not Path(ref).is_absolute() and in_root.exists():
