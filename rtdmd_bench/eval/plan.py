@@ -72,19 +72,24 @@ def routing(cfg: EvalConfig) -> list[tuple[str, tuple[str, ...]]]:
     return [(s, tuple(cfg.rewards) or suite_spec(s).default_rewards) for s in cfg.suites]
 
 
-def check_rewards(route: list[tuple[str, tuple[str, ...]]]) -> None:
-    """Every reward is known, available, and gets the inputs it needs from its suite."""
-    from rtdmd_bench.rewards import RewardUnavailableError, reward_spec
+def check_rewards(route: list[tuple[str, tuple[str, ...]]], options: dict[str, dict] | None = None) -> None:
+    """Every reward is known, gets the inputs it needs from its suite, and has only options it declares."""
+    from rtdmd_bench.rewards import RewardOptionsError, check_option_names, reward_options, reward_spec
     from rtdmd_bench.suites import suite_spec
 
+    used = {name for _, rewards in route for name in rewards}
+    for name, opts in (options or {}).items():
+        if name not in used:
+            raise RewardOptionsError(f"reward_options.{name}: reward {name!r} is not scored in this run "
+                                     f"(rewards: {', '.join(sorted(used))})")
+        check_option_names(name, opts)
+        reward_options(name, opts)  # values typed and checked (imports the scorer's module, loads nothing)
     for suite, rewards in route:
         if not rewards:
             raise RegistryError(f"suite {suite!r} has no default rewards; pass --rewards a,b")
         sspec = suite_spec(suite)
         for name in rewards:
             rspec = reward_spec(name)
-            if not rspec.available:
-                raise RewardUnavailableError(f"reward {name!r} is unavailable here: {rspec.unavailable_reason}")
             if rspec.needs_metadata and not sspec.metadata_fields:
                 raise RegistryError(f"reward {name!r} needs per-prompt metadata, which suite {suite!r} does not have")
 
@@ -99,7 +104,7 @@ def make_plan(cfg: EvalConfig) -> Plan:
     if cfg.limit is not None and cfg.limit < 1:
         raise ValueError(f"limit must be >= 1, got {cfg.limit}")
     route = routing(cfg)
-    check_rewards(route)
+    check_rewards(route, cfg.reward_options)
     items, suites, used = [], {}, {}
     for suite, _ in route:
         spec = suite_spec(suite)
