@@ -160,7 +160,8 @@ def reward_options(name: str, options: dict[str, Any] | None):
         if options:
             raise RewardOptionsError(f"reward {name!r} takes no options (got {sorted(options)})")
         return None
-    from rtdmd_bench.config import ConfigError, build as build_config
+    from rtdmd_bench.config import ConfigError
+    from rtdmd_bench.config import build as build_config
 
     try:
         return build_config(options_cls, dict(options or {}), prefix=f"reward_options.{name}.")

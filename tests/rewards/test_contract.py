@@ -11,10 +11,11 @@ from rtdmd_bench.rewards import REWARDS, build
 from rtdmd_bench.rewards.base import RewardInputError
 from rtdmd_bench.weights import MissingWeightsError
 
-NEURAL = ["clipscore", "aesthetic", "pickscore", "hpsv2", "imagereward"]
+NEURAL = ["clipscore", "aesthetic", "pickscore", "hpsv2", "imagereward", "hpsv3"]
 # Stated tolerances of |grad path - eval path| on the same (already 8-bit) image. The paths differ only in
 # the resize (tensor bicubic+antialias vs PIL bicubic on uint8); ~1e-3 in cosine units on real models.
-GRAD_VS_EVAL_TOL = {"clipscore": 5e-3, "aesthetic": 5e-3, "pickscore": 0.5, "hpsv2": 1e-4, "imagereward": 5e-2}
+GRAD_VS_EVAL_TOL = {"clipscore": 5e-3, "aesthetic": 5e-3, "pickscore": 0.5, "hpsv2": 1e-4, "imagereward": 5e-2,
+                    "hpsv3": 5e-3}
 PROMPTS = ["a photo of the cat", "an ink painting of the sea", "a photo of the cat"]
 
 
