@@ -90,5 +90,43 @@ def write_tiny_hpsv3(root: Path) -> None:
     save_file(state, str(Path(root) / CHECKPOINT))
 
 
+# GenEval2's tiny images: the real processor keeps ~1024 px images at 1024 px (32 px per merged token); the tiny one
+# caps inputs at 4x4 merged tokens so a test forward stays in milliseconds.
+TINY_QWEN3_PIXELS = {"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 16}
+
+
+def write_tiny_geneval2(root: Path) -> None:
+    from transformers import (
+        Qwen2VLImageProcessor,
+        Qwen3VLConfig,
+        Qwen3VLForConditionalGeneration,
+        Qwen3VLProcessor,
+        Qwen3VLVideoProcessor,
+    )
+
+    from rtdmd_bench.rewards.geneval2 import MODEL_DIR
+
+    directory = Path(root) / MODEL_DIR
+    tok = tiny_vl_tokenizer(QWEN3_VL_TEMPLATE)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in VL_SPECIALS}
+    config = Qwen3VLConfig(
+        text_config=dict(vocab_size=len(tok) + 7, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=4096,
+                         rope_parameters={"rope_type": "default", "rope_theta": 5000000.0,
+                                          "mrope_section": [2, 3, 3], "mrope_interleaved": True}),
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=48, num_heads=2, out_hidden_size=32,
+                           patch_size=16, spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=16,
+                           deepstack_visual_indexes=[0, 1]),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    Qwen3VLForConditionalGeneration(config).save_pretrained(directory)  # vocabulary padded past the tokenizer, as the real one
+    image_processor = Qwen2VLImageProcessor(patch_size=16, merge_size=2, temporal_patch_size=2, image_mean=[0.5] * 3,
+                                            image_std=[0.5] * 3, size=dict(TINY_QWEN3_PIXELS))
+    video_processor = Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2)
+    Qwen3VLProcessor(image_processor=image_processor, tokenizer=tok, video_processor=video_processor,
+                     chat_template=QWEN3_VL_TEMPLATE).save_pretrained(directory)
+
+
 def write_tiny(root: Path) -> None:
     write_tiny_hpsv3(root)
+    write_tiny_geneval2(root)

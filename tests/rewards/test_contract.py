@@ -93,7 +93,7 @@ def test_bad_inputs_raise(built, name):
                 reward(images, prompts)
 
 
-@pytest.mark.parametrize("name", NEURAL)
+@pytest.mark.parametrize("name", NEURAL + ["geneval2"])
 def test_missing_weight_files_are_listed_with_the_fix(tmp_path, name):
     with pytest.raises(MissingWeightsError) as info:
         build(name, weights=tmp_path)
