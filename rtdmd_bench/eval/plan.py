@@ -22,8 +22,10 @@ class BenchmarkSpec(Spec):
 BENCHMARKS: Registry[BenchmarkSpec] = Registry("benchmark")
 BENCHMARKS.add(BenchmarkSpec(
     name="rtdmd-paper", target="rtdmd_bench.eval.plan:BENCHMARKS",
-    description="RTDMD paper routing: CLIP/Aesthetic/Pick/HPSv2.1/ImageReward on DrawBench, GenEval on GenEval (4/prompt)",
-    routing=(("drawbench", ("clipscore", "aesthetic", "pickscore", "hpsv2", "imagereward")), ("geneval", ("geneval",))),
+    description="RTDMD paper routing (reference reward_dataset_map): CLIP/Aesthetic/Pick/HPSv2.1/ImageReward on "
+                "DrawBench, HPSv3 on HPDv3, GenEval on GenEval (4/prompt), GenEval2 on GenEval2, OCR on the OCR set",
+    routing=(("drawbench", ("clipscore", "aesthetic", "pickscore", "hpsv2", "imagereward")),
+             ("hpdv3", ("hpsv3",)), ("geneval", ("geneval",)), ("geneval2", ("geneval2",)), ("ocr", ("ocr",))),
     note="the reference caps each set at its first 64 prompts (--limit 64); full sets are the default here",
 ))
 
