@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from timing import min_time
 
 SIGN_TEXTS = ["OPEN 24 HOURS", "Fresh Bakery", "Hello World", "SALE 50% OFF"]
