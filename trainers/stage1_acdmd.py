@@ -156,7 +156,8 @@ def build(cfg: Stage1Config, cfg_dict: dict, *, weights: str | None, out: str, r
           prompts: Sequence[str] | None = None) -> tuple[Session, PromptSampler]:
     """Session and sampler of a run. ``backbone`` replaces the registry adapters (toy world, no weights root);
     ``prompts`` replaces ``data.prompts`` (in-memory list, empty metadata)."""
-    from rtdmd_bench.training import parallel, session
+    from rtdmd_bench import parallel
+    from rtdmd_bench.training import session
     from trainers.common import build_backbone
 
     if backbone is None:

@@ -15,9 +15,10 @@ from typing import Any, Literal
 
 import torch
 
+from rtdmd_bench import parallel
 from rtdmd_bench.losses.policy import clipped_policy_loss, filter_zero_advantage
 from rtdmd_bench.losses.reward_bp import differentiable_subset
-from rtdmd_bench.training import loop, parallel
+from rtdmd_bench.training import loop
 from rtdmd_bench.training.config import (
     ConsistencySection,
     DataSection,
@@ -271,10 +272,10 @@ def build(cfg: Stage2Config, cfg_dict: dict, *, weights: str | None, out: str, r
     ``data.prompts`` (empty metadata).
     """
     from rtdmd_bench.training import session
-    from trainers.common import build_backbone, build_rewards, world_size
+    from trainers.common import build_backbone, build_rewards
 
     if backbone is None:
-        validate(cfg, world_size())
+        validate(cfg, parallel.world_size())
     prompts, meta = session.run_prompts(cfg.data, prompts)
     dist = parallel.init(device)
     bb = backbone or build_backbone(cfg.model, weights, dist.device)

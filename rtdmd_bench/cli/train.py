@@ -67,14 +67,15 @@ def train(
         spec, cfg, _ = resolve_config(trainer, model, config, set_ or [], steps)
         validate = import_target(spec.target.replace(":main", ":validate"))
         if spec.name in ("stage2_rtdmd", "grpo"):
-            from trainers.common import world_size
+            from rtdmd_bench import parallel
 
-            validate(cfg, world_size())
+            validate(cfg, parallel.world_size())
         else:
             validate(cfg)
         run_dir = out or Path("runs") / "train" / f"{spec.name}-{cfg.model.name}"
         main = import_target(spec.target)
-        from rtdmd_bench.training import checkpoint, parallel
+        from rtdmd_bench import parallel
+        from rtdmd_bench.training import checkpoint
 
         try:
             main(cfg, cfglib.to_dict(cfg), weights=weights, out=str(run_dir), resume=resume, device=device)

@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from rtdmd_bench.eval.stats import macro_bootstrap_ci, summarize
+from rtdmd_bench.stats import macro_bootstrap_ci, summarize
 
 
 def _by_prompt(recs: list[dict[str, Any]], reward: str) -> tuple[dict[int, list[float]], int]:

@@ -98,7 +98,7 @@ def check_rewards(route: list[tuple[str, tuple[str, ...]]], options: dict[str, d
 
 def make_plan(cfg: EvalConfig) -> Plan:
     """Validate names, load prompts (checksums verified) and enumerate work items in canonical order."""
-    from rtdmd_bench.eval.seeds import item_seed
+    from rtdmd_bench.seeds import item_seed
     from rtdmd_bench.suites import load_suite, suite_spec
 
     if cfg.batch_size < 1:

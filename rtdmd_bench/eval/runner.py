@@ -22,6 +22,7 @@ from typing import Any
 
 from rtdmd_bench.eval.config import EvalConfig
 from rtdmd_bench.eval.plan import Plan, WorkItem, make_plan
+from rtdmd_bench.hf import quiet_hf
 
 
 class Interrupted(Exception):
@@ -74,16 +75,6 @@ class _Workers:
             self._rewards[name] = rewards.build(name, weights=self.cfg.weights, device=self.device,
                                                 options=self.cfg.reward_options.get(name))
         return self._rewards[name]
-
-
-def quiet_hf() -> None:
-    """Silence diffusers/transformers loading bars and info logs (our own progress bars say what happens)."""
-    import diffusers
-    import transformers
-
-    for lib in (diffusers, transformers):
-        lib.utils.logging.set_verbosity_error()
-        lib.utils.logging.disable_progress_bar()
 
 
 def _torch_dtype(name: str | None):
@@ -253,7 +244,7 @@ def evaluate(cfg: EvalConfig, generator=None, force: bool = False, progress: boo
     """
     from rtdmd_bench.eval import distributed, rundir
     from rtdmd_bench.eval.journal import Journal, load_all
-    from rtdmd_bench.weights import is_tiny, resolve_root
+    from rtdmd_bench.weights import TINY, is_tiny, resolve_root
 
     t_start = time.perf_counter()
     plan = make_plan(cfg)  # every name and checksum validated before any model loads
@@ -282,7 +273,7 @@ def evaluate(cfg: EvalConfig, generator=None, force: bool = False, progress: boo
             return None
         return _finalize(cfg, plan, out, world, stats_total=distributed.collect_rank_stats(out, world),
                          wall=time.perf_counter() - t_start, device=device,
-                         tiny=is_tiny(resolve_root(cfg.weights)) if cfg.weights else False)
+                         tiny=cfg.weights == TINY or (bool(cfg.weights) and is_tiny(resolve_root(cfg.weights))))
     finally:
         if generator is None:  # a caller that passed its generator (training) owns the process group
             distributed.teardown(dist)

@@ -49,6 +49,19 @@ from rtdmd_bench.registry import Registry
 
 MODELS: Registry[ModelSpec] = Registry("model")
 
+
+def _write_tiny_models(root: Path) -> None:
+    from rtdmd_bench.hf import quiet_hf
+    from rtdmd_bench.models.tiny import write_tiny_models
+    from rtdmd_bench.seeds import torch_seeded
+
+    quiet_hf()
+    with torch_seeded(0):
+        write_tiny_models(root)
+
+
+TINY_PART = ("models", _write_tiny_models)  # the generators' part of ``--weights tiny`` (weights.ensure_tiny_part)
+
 from rtdmd_bench.models import catalog as _catalog  # noqa: E402,F401  (fills MODELS)
 
 
@@ -67,5 +80,5 @@ def build(name: str, weights: str | Path | None = None, device: Any = "cpu", dty
 
     target = MODELS.get(name)
     spec = MODELS.spec(name) if name in MODELS else getattr(target, "spec", None)
-    return target.from_weights(spec, resolve_root(weights), device=device, dtype=dtype, lora=tuple(lora),
+    return target.from_weights(spec, resolve_root(weights, TINY_PART), device=device, dtype=dtype, lora=tuple(lora),
                                **overrides)

@@ -8,15 +8,17 @@ Published numbers come from USERS.md §4 in the paper's raw units (PickScore ~22
 
 from __future__ import annotations
 
+import importlib
+
 from rtdmd_bench.models import MODELS
+from rtdmd_bench.models.family import FAMILIES
 from rtdmd_bench.models.spec import ModelSpec, Published
 
-TARGETS = {
-    "sd3": "rtdmd_bench.models.sd3:SD3Generator",
-    "sd35": "rtdmd_bench.models.sd3:SD3Generator",
-    "flux1": "rtdmd_bench.models.flux1:Flux1Generator",
-    "flux2_klein": "rtdmd_bench.models.flux2_klein:Flux2KleinGenerator",
-}
+# Family modules register their FamilySpec when imported. This order is the registration order, which is the
+# order the tiny weights are drawn from one random stream: append new families, never reorder.
+FAMILY_MODULES = ("rtdmd_bench.models.sd3", "rtdmd_bench.models.flux1", "rtdmd_bench.models.flux2_klein")
+for _module in FAMILY_MODULES:
+    importlib.import_module(_module)
 RTDMD_PAPER = "RTDMD (arXiv 2605.26108), README Harahan/RTDMD"
 SENSEFLOW = "SenseFlow README (COCO-5K, 4-step protocol)"
 SANA_SPRINT = "SANA-Sprint (arXiv 2503.09641)"
@@ -73,7 +75,7 @@ def _lora(repo: str) -> dict:
 
 def _add(name: str, family: str, hub_id: str, description: str, **kw) -> None:
     weights_dir = kw.pop("weights_dir", f"models/{hub_id.split('/')[-1]}")
-    MODELS.add(ModelSpec(name=name, target=TARGETS[family], description=description, family=family,
+    MODELS.add(ModelSpec(name=name, target=FAMILIES.spec(family).target, description=description, family=family,
                          weights_dir=weights_dir, hub_id=hub_id, **kw))
 
 
@@ -150,8 +152,8 @@ _add("sd35-large-turbo", "sd35", "stabilityai/stable-diffusion-3.5-large-turbo",
 # ---------------------------------------------------------------------------------------------- tiny
 TINY = {"tiny": True, "height": 64, "width": 64, "dtype": "float32", "license": "tiny random weights (test only)",
         **FEW_STEP}
-for _name, _family, _what in (("tiny-sd3", "sd3", "SD3"), ("tiny-sd35", "sd35", "SD3.5 (dual attention, RMS qk-norm)"),
-                              ("tiny-flux1", "flux1", "FLUX.1-dev (guidance embedding)"),
-                              ("tiny-flux2", "flux2_klein", "FLUX.2-klein (distilled, 27-layer Qwen3)")):
-    _add(_name, _family, f"tiny/{_name}", f"tiny random {_what}, 64x64, 4-step CPS eta 0.9 (tests only)",
-         weights_dir=f"models/{_name}", extra=(("max_sequence_length", 32),), **TINY)
+for _fam in FAMILIES.in_registration_order():
+    if _fam.tiny is not None:
+        _add(_fam.tiny.name, _fam.name, f"tiny/{_fam.tiny.name}",
+             f"tiny random {_fam.tiny.what}, 64x64, 4-step CPS eta 0.9 (tests only)",
+             weights_dir=f"models/{_fam.tiny.name}", extra=(("max_sequence_length", 32),), **TINY)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rtdmd_bench.stats import percentile_interval, resampled_means
+
 EXACT_SIGN_FLIP_MAX_N = 16  # 2**16 sign patterns: exact and still fast
 _REL_TOL = 1e-9  # |T*| >= |T_obs| compared with a tolerance so exact ties count as ties
 
@@ -91,12 +93,8 @@ def paired_bootstrap(diffs: Sequence[float], n_resamples: int = 2000, seed: int 
         raise ValueError("paired_bootstrap needs at least one paired prompt")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, arr.size, size=(n_resamples, arr.size))  # [R, n]
-    means = arr[idx].mean(axis=1)  # [R]
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(arr.mean()), (float(lo), float(hi))
+    means = resampled_means(arr, np.ones_like(arr), n_resamples, np.random.default_rng(seed))  # [R]
+    return float(arr.mean()), percentile_interval(means, level)
 
 
 def sign_flip_pvalue(diffs: Sequence[float], n_resamples: int = 10000, seed: int = 0,

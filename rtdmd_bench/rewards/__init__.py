@@ -134,6 +134,19 @@ REWARDS.add(RewardSpec(
 ))
 
 
+def _write_tiny_rewards(root: Path) -> None:
+    from rtdmd_bench.hf import quiet_hf
+    from rtdmd_bench.rewards.tiny import write_tiny_rewards
+    from rtdmd_bench.seeds import torch_seeded
+
+    quiet_hf()
+    with torch_seeded(0):
+        write_tiny_rewards(root)
+
+
+TINY_PART = ("rewards", _write_tiny_rewards)  # the scorers' part of ``--weights tiny`` (weights.ensure_tiny_part)
+
+
 class RewardOptionsError(RegistryError):
     """Unknown or ill-typed reward options (the message names the reward, the key and the valid ones)."""
 
@@ -198,7 +211,7 @@ def build(name: str, weights: str | Path | None = None, device: Any = "cpu", dty
     opts = reward_options(name, options)
     from rtdmd_bench.weights import resolve_root
 
-    root = resolve_root(weights)
+    root = resolve_root(weights, TINY_PART)
     factory = getattr(cls, "from_weights", None)
     kwargs = {} if opts is None else {"options": opts}
     module = factory(root, device=device, dtype=dtype, **kwargs) if factory is not None else cls(**kwargs)
@@ -227,4 +240,4 @@ def reward_identity(name: str, weights: str | Path | None = None, options: dict[
                 "options": dataclasses.asdict(opts) if opts is not None else {}}
     from rtdmd_bench.weights import resolve_root
 
-    return identity(resolve_root(weights), opts)
+    return identity(resolve_root(weights, TINY_PART), opts)

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import torch
 
-from rtdmd_bench.models.tiny import tiny_clip_tokenizer  # the one tiny CLIP BPE (shared with the generators)
 from rtdmd_bench.rewards.preprocess import CLIP_MEAN, CLIP_STD
+from rtdmd_bench.tiny_tokenizers import (
+    tiny_clip_tokenizer,  # the one tiny CLIP BPE (shared with the generators)
+)
 
 IMAGE_SIZE = 224  # production geometry; the towers stay tiny through large patches and narrow widths
 TINY_OPEN_CLIP_TEXT = {"context_length": 77, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}

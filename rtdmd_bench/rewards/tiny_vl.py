@@ -34,7 +34,7 @@ def tiny_vl_tokenizer(template: str):
     """Byte-level ``Qwen2TokenizerFast`` + the Qwen VL special tokens, ``<|endoftext|>`` as pad."""
     from transformers import Qwen2TokenizerFast
 
-    from rtdmd_bench.models.tiny import byte_alphabet
+    from rtdmd_bench.tiny_tokenizers import byte_alphabet
 
     vocab: dict[str, int] = {}
     for c in byte_alphabet():

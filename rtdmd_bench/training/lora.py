@@ -21,22 +21,17 @@ from torch import Tensor, nn
 from rtdmd_bench.io import atomic_write_bytes, atomic_write_json
 from rtdmd_bench.training.ema import strip_prefixes
 
-_SD3_FLUX1 = ("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "attn.add_q_proj", "attn.add_k_proj",
-              "attn.add_v_proj", "attn.to_add_out")
-_FLUX2 = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out",
-          "to_qkv_mlp_proj")
 ADAPTER = "default"
 TRAINING_JSON = "training.json"  # read by rtdmd_bench.models.lora.training_info
 
 
 def lora_targets(family: str, net: nn.Module) -> list[str]:
-    """peft ``target_modules`` of a family (§3.1). FLUX.2 adds ``single_transformer_blocks.{i}.attn.to_out``."""
-    if family in ("sd3", "sd35", "flux1"):
-        return list(_SD3_FLUX1)
-    if family == "flux2_klein":
-        n_single = len(getattr(net, "single_transformer_blocks", ()))
-        return list(_FLUX2) + [f"single_transformer_blocks.{i}.attn.to_out" for i in range(n_single)]
-    raise KeyError(f"no LoRA target table for family {family!r}; set Backbone.lora_targets explicitly")
+    """peft ``target_modules`` of a registered generator family for ``net`` (§3.1; ``FamilySpec.lora_targets``)."""
+    from rtdmd_bench.models.family import FAMILIES
+
+    if family not in FAMILIES:
+        raise KeyError(f"no LoRA target table for family {family!r}; set Backbone.lora_targets explicitly")
+    return FAMILIES.spec(family).lora_targets(net)
 
 
 def inject_lora(net: nn.Module, targets: Sequence[str], rank: int, alpha: float, seed: int = 0) -> nn.Module:

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rtdmd_bench.training import checkpoint, lora, parallel
+from rtdmd_bench import parallel
+from rtdmd_bench.training import checkpoint, lora
 from rtdmd_bench.training.backbone import Backbone, SampleRNG
 from rtdmd_bench.training.config import EMASection, LoraSection, OptimSection, RunSection
 from rtdmd_bench.training.ema import EMA, named_trainable

@@ -7,7 +7,6 @@ The recipe decides which of these run; each one composes the pure losses (``rtdm
 * ``fake_update``        one fake-score step on the final samples, s = 0 (§4.6)
 * ``advantages``         eq. 4.1 (``standardized``) or the exact-KL ``raw_loo`` baseline (§5)
 * ``last_step_loss``     w_dm·DM + reward BP on the deterministic last step (§4.7 items 1-2)
-* ``chain_x0``           the generator's final x̂0 with the pathwise gradient through every step (``aux.path=chain``)
 
 ``cfg`` is a ``trainers.stage2_rtdmd.Stage2Config`` (typed loosely to keep this module free of recipe imports).
 """
@@ -19,18 +18,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rtdmd_bench import parallel
+from rtdmd_bench.flow import sigma_batch, timestep_to_sigma
 from rtdmd_bench.losses.ambient import consistency_timesteps, renoise_timesteps
 from rtdmd_bench.losses.policy import group_advantages, leave_one_out_advantages
 from rtdmd_bench.losses.reward_bp import reward_bp_loss
-from rtdmd_bench.sampling import cps_step
-from rtdmd_bench.training import loop, parallel
+from rtdmd_bench.training import loop
 from rtdmd_bench.training.samplers import KRepeatSampler, shared_step_noise
 from rtdmd_bench.training.session import Session
 from rtdmd_bench.training.terms import (
     Trajectory,
+    chain_x0,
     dmd_generator_term,
     fake_score_term,
-    levels,
     rollout_with_logprob,
 )
 
@@ -133,25 +133,6 @@ def kl_time_weight(t: Tensor, numel: int) -> Tensor:
     return numel * (1 - t) ** 2 / t.clamp(min=1e-6) ** 2
 
 
-def chain_x0(bb: Any, gen: Any, cond: Any, traj: Trajectory) -> Tensor:
-    """Final x̂0 of the stored rollouts with the pathwise gradient through EVERY generator step.
-
-    Each stored transition is reparameterised at the current θ: ``x_{k+1} = μ_θ(x_k) + (x_{k+1}^old − sg μ_θ)``,
-    whose value is the stored sample (on-policy, θ has not moved within the epoch) and whose gradient is the
-    reparameterisation gradient ``∂μ/∂θ + ∂μ/∂x_k·∂x_k/∂θ`` with the noise ``ρz`` held fixed.
-
-    Returns:
-        ``[B, ...]`` fp32 (the last step is deterministic: ``x̂0 = μ``).
-    """
-    sig, b = bb.sigmas, traj.latents.shape[0]
-    x = traj.latents[:, 0].float()
-    for k in range(len(sig) - 1):
-        s, s_next = levels(sig[k], b, x.device), levels(sig[k + 1], b, x.device)
-        _, mean, _ = cps_step(x, bb.velocity(gen, x, s, cond), s, s_next, bb.eta, torch.zeros_like(x))
-        x = mean + (traj.next_latents[:, k].float() - mean.detach())
-    return x
-
-
 def last_step_loss(sess: Session, cfg: Any, bp_rewards: dict, cond: Any, uncond: Any, traj: Trajectory, j: int,
                    v: Tensor, mean: Tensor, ps: list[str], ms: list[dict], ks: list[int]) -> tuple[Any, dict]:
     """``aux.weight``·DM on the final x̂0 plus the BP hinge (§4.7 items 1-2).
@@ -166,14 +147,14 @@ def last_step_loss(sess: Session, cfg: Any, bp_rewards: dict, cond: Any, uncond:
         x0 = chain_x0(bb, sess.gen, cond, traj) if cfg.aux.path == "chain" else mean
         t_r, eps = _renoise_draws(sess, cfg, "aux", ks)
         s = torch.zeros(len(ks), device=bb.device)
-        w = kl_time_weight(t_r / 1000.0, int(x0[0].numel())) if cfg.aux.time_weight == "kl" else None
+        w = kl_time_weight(timestep_to_sigma(t_r), int(x0[0].numel())) if cfg.aux.time_weight == "kl" else None
         l_dm, logs = dmd_generator_term(bb, sess.teacher, sess.fake, cond, uncond, x0, s, t_r, eps,
                                         torch.zeros_like(eps), cfg.aux.real_guidance_scale,
                                         cfg.aux.gradient_normalization, sample_weight=w)
         loss = cfg.aux.weight * l_dm
     if bp_rewards:
         with sess.timer.phase("reward_bp"):
-            sig = levels(bb.sigmas[j], len(ks), bb.device)
+            sig = sigma_batch(bb.sigmas[j], len(ks), bb.device)
             l_bp, bp_logs = reward_bp_loss(traj.latents[:, j], v, sig, float(bb.sigmas[j + 1]), bb.decode, bp_rewards,
                                            ps, ms, cfg.bp.margin, cfg.bp.scale, cfg.bp.only_deterministic,
                                            bp_batch_size=cfg.bp.batch_size)

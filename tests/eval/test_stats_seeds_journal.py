@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from rtdmd_bench.eval.journal import Journal, load_all, merge_records, read_jsonl, write_samples
-from rtdmd_bench.eval.seeds import item_seed
-from rtdmd_bench.eval.stats import bootstrap_ci, summarize
+from rtdmd_bench.seeds import item_seed
+from rtdmd_bench.stats import bootstrap_ci, summarize
 
 
 def test_item_seed_depends_only_on_item_identity():

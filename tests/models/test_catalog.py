@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from rtdmd_bench.models import MODELS
-from rtdmd_bench.models.catalog import TARGETS
+from rtdmd_bench.models.family import FAMILIES
 
 REAL = ["sd35m-rtdmd", "flux2-rtdmd", "flux2-9b-rtdmd", "flux1-rtdmd", "sd3m-rtdmd", "flux2-4b", "flux2-9b",
         "flux2-4b-base", "flux2-9b-base", "sd35m", "sd3m", "flux1-dev", "flux1-schnell", "sd35-large-turbo"]
@@ -22,7 +22,7 @@ def test_all_names_registered():
 @pytest.mark.parametrize("name", REAL + TINY)
 def test_entry_is_complete(name):
     s = MODELS.spec(name)
-    assert s.target == TARGETS[s.family] and s.weights_dir and s.hub_id and s.license
+    assert s.target == FAMILIES.spec(s.family).target and s.weights_dir and s.hub_id and s.license
     assert s.sampler in ("cps", "euler_cfg") and s.steps > 0
     if s.sampler == "cps":
         assert len(s.step_list) == s.steps and s.eta == 0.9 and s.guidance == 1.0

@@ -113,8 +113,8 @@ def test_wrong_tokenizer_vocab_size_is_an_error(reward_root, tmp_path):
     """transformers 5 silently returns a 5-token tokenizer when files are missing; we refuse mismatches."""
     from transformers import CLIPTokenizer
 
-    from rtdmd_bench.models.tiny import byte_alphabet
     from rtdmd_bench.rewards.checkpoint import TokenizerVocabError
+    from rtdmd_bench.tiny_tokenizers import byte_alphabet
 
     for d in ("PickScore_v1", "CLIP-ViT-H-14-laion2B-s32B-b79K"):
         shutil.copytree(reward_root / d, tmp_path / d)

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 WORKER = r'''
 import sys, torch
 from rtdmd_bench.models import build
-from rtdmd_bench.training import parallel
+from rtdmd_bench import parallel
 from rtdmd_bench.training.image_backbone import ImageBackbone
 from rtdmd_bench.training.lora import inject_lora
 
