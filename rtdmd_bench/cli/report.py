@@ -38,8 +38,8 @@ def leaderboard(
 ) -> None:
     """Build the leaderboard markdown from runs plus published anchors (deterministic output)."""
     from rtdmd_bench.io import atomic_write_text
+    from rtdmd_bench.published import DEFAULT_PATH, PublishedError
     from rtdmd_bench.report.leaderboard import LeaderboardError, build_leaderboard, stale_diff
-    from rtdmd_bench.report.published import DEFAULT_PATH, PublishedError
     from rtdmd_bench.report.runs import RunError
 
     try:

@@ -18,7 +18,6 @@ def resolve_config(trainer: str, model: Optional[str], config: Optional[Path], s
                    steps: Optional[int]):
     """``(trainer spec, cfg, cfg path)`` strictly loaded; raises ConfigError/RegistryError on bad input."""
     from rtdmd_bench import config as cfglib
-    from rtdmd_bench.registry import import_target
     from rtdmd_bench.training.registry import TRAINERS, configs_root
 
     spec = TRAINERS.spec(trainer)
@@ -33,8 +32,7 @@ def resolve_config(trainer: str, model: Optional[str], config: Optional[Path], s
         overrides.insert(0, f"model.name={model}")
     if steps is not None:
         overrides.append(f"train.steps={steps}")
-    cls = import_target(spec.config)
-    return spec, cfglib.load(cls, path, overrides), path
+    return spec, cfglib.load(TRAINERS.get(trainer).config, path, overrides), path
 
 
 def train(
@@ -57,28 +55,21 @@ def train(
 
     with user_errors():
         from rtdmd_bench import config as cfglib
-        from rtdmd_bench.registry import import_target
-        from rtdmd_bench.training.registry import STAGES
+        from rtdmd_bench import parallel
+        from rtdmd_bench.training.registry import STAGES, TRAINERS
 
         if trainer is None:
             if stage not in STAGES:
                 raise ValueError(f"--stage must be 1 or 2 (or pass --trainer NAME), got {stage}")
             trainer = STAGES[stage]
         spec, cfg, _ = resolve_config(trainer, model, config, set_ or [], steps)
-        validate = import_target(spec.target.replace(":main", ":validate"))
-        if spec.name in ("stage2_rtdmd", "grpo"):
-            from rtdmd_bench import parallel
-
-            validate(cfg, parallel.world_size())
-        else:
-            validate(cfg)
+        recipe = TRAINERS.get(spec.name)
+        recipe.validate(cfg, parallel.world_size())
         run_dir = out or Path("runs") / "train" / f"{spec.name}-{cfg.model.name}"
-        main = import_target(spec.target)
-        from rtdmd_bench import parallel
         from rtdmd_bench.training import checkpoint
 
         try:
-            main(cfg, cfglib.to_dict(cfg), weights=weights, out=str(run_dir), resume=resume, device=device)
+            recipe(cfg, cfglib.to_dict(cfg), weights=weights, out=str(run_dir), resume=resume, device=device)
         except checkpoint.CheckpointError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(2) from None

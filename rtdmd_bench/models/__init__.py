@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rtdmd_bench.models.spec import ModelSpec, Published  # noqa: F401
+from rtdmd_bench.models.spec import ModelSpec  # noqa: F401
 from rtdmd_bench.registry import Registry
 
 MODELS: Registry[ModelSpec] = Registry("model")

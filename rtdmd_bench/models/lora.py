@@ -12,7 +12,7 @@ Accepted inputs (format detected from the files):
 A ``training.json`` beside a LoRA (written by the trainers' export: stage, trainer, rewards, base_model, steps)
 is copied into its merge record as ``training``; ``describe()`` turns the reward names into ``training_rewards``.
 
-Keys lose the prefixes ``module.``, ``_orig_mod.``, ``base_model.model.`` and ``transformer.``. Each file is merged in
+Keys lose wrapper segments (``module``, ``_orig_mod``, FSDP) and the leading ``base_model.model.`` / ``transformer.``. Each file is merged in
 order: ``W ← W + (alpha/r)·(B·A)``, the product in fp32, added in the parameter dtype (a transposed delta is
 accepted). A file that matches no weight of the model is an error, never a silent no-op.
 """
@@ -29,7 +29,8 @@ from typing import Any
 from rtdmd_bench.io import sha256_file
 
 DEFAULT_RANK, DEFAULT_ALPHA = 32, 64
-PREFIXES = ("module.", "_orig_mod.", "base_model.model.", "transformer.")
+WRAPPER_SEGMENTS = frozenset({"module", "_orig_mod", "_fsdp_wrapped_module", "_checkpoint_wrapped_module"})
+LEADING_PREFIXES = ("base_model.model.", "transformer.")
 _KEY = re.compile(r"^(?P<mod>.+?)\.(?P<kind>lora_A|lora_B|lora_down|lora_up)(?:\.[^.]+)?\.weight$")
 _WEIGHT_NAMES = ("adapter_model.safetensors", "adapter_model.bin", "pytorch_lora_weights.safetensors")
 
@@ -122,13 +123,14 @@ def read_state_dict(weights: Path) -> dict[str, Any]:
 
 
 def strip_prefixes(key: str) -> str:
-    """Drop wrapper prefixes (DDP ``module.``, ``torch.compile`` ``_orig_mod.``, PEFT, diffusers ``transformer.``)."""
-    for p in ("module.", "_orig_mod."):  # wrappers can also sit mid-key (a compiled / DDP submodule)
-        key = key.replace("." + p, ".")
+    """A parameter name without wrapper segments (DDP ``module``, ``torch.compile`` ``_orig_mod``, FSDP/checkpoint
+    wrappers: anywhere in the key) and leading container prefixes (PEFT ``base_model.model.``, diffusers
+    ``transformer.``): the one normalisation of state-dict keys (LoRA files, EMA shadows, exports)."""
+    key = ".".join(p for p in key.split(".") if p not in WRAPPER_SEGMENTS)
     changed = True
     while changed:
         changed = False
-        for p in PREFIXES:
+        for p in LEADING_PREFIXES:
             if key.startswith(p):
                 key, changed = key[len(p):], True
     return key

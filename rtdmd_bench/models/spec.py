@@ -9,20 +9,6 @@ from rtdmd_bench.registry import Spec
 
 
 @dataclass(frozen=True)
-class Published:
-    """A published number this entry should reproduce (provenance for the leaderboard)."""
-
-    paper: str
-    table: str
-    prompt_set: str
-    metric: str
-    value: float
-    nfe: int
-    units: str = ""
-    note: str = ""
-
-
-@dataclass(frozen=True)
 class ModelSpec(Spec):
     """Declared generator entry.
 
@@ -40,7 +26,6 @@ class ModelSpec(Spec):
         guidance: CFG scale (two-pass) or distilled guidance value (FLUX.1), 1.0 = off.
         dtype: ``bfloat16`` on GPU by default; CPU always runs float32.
         license: license note of the base weights.
-        published: numbers from papers this entry should reproduce.
         tiny: built from tiny random weights (never mixed with real results).
         extra: family-specific settings (e.g. ``max_sequence_length``, ``text_encoder_out_layers``).
     """
@@ -60,7 +45,6 @@ class ModelSpec(Spec):
     guidance: float = 1.0
     dtype: str = "bfloat16"
     license: str = ""
-    published: tuple[Published, ...] = ()
     tiny: bool = False
     extra: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 

@@ -10,7 +10,6 @@ into ``results.json["model"]`` so the reward-hacking check knows the training re
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from rtdmd_bench.io import atomic_write_bytes, atomic_write_json
-from rtdmd_bench.training.ema import strip_prefixes
+from rtdmd_bench.models.lora import strip_prefixes
 
 ADAPTER = "default"
 TRAINING_JSON = "training.json"  # read by rtdmd_bench.models.lora.training_info
@@ -164,10 +163,3 @@ def export_lora(path: str | Path, state: Mapping[str, Tensor], rank: int, alpha:
     if training is not None:
         atomic_write_json(path.parent / TRAINING_JSON, dict(training))
     return path
-
-
-def read_adapter_config(path: str | Path) -> dict:
-    """``adapter_config.json`` next to a LoRA ``.pt`` (r/alpha fall back to 32/64 like the reference)."""
-    cfg_path = Path(path).parent / "adapter_config.json"
-    cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
-    return {"r": int(cfg.get("r", 32)), "lora_alpha": float(cfg.get("lora_alpha", 64)), **cfg}

@@ -3,7 +3,6 @@ metrics, prompt data and the final LoRA export. Recipes call ``start`` and then 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,32 +41,14 @@ class Session:
 
 
 def run_prompts(data: Any, override: Any = None) -> tuple[list[str], list[dict[str, Any]]]:
-    """A recipe's prompts: ``override`` (an in-memory list, empty metadata) or ``data.prompts``/``data.limit``."""
+    """A recipe's prompts and per-prompt metadata: ``override`` (an in-memory list, empty metadata) or
+    ``data.prompts`` (a suite name or a prompt file, ``suites.load_prompt_source``) limited to ``data.limit``."""
     if override is not None:
         return list(override), [{} for _ in override]
-    return load_prompts(data.prompts, data.limit)
+    from rtdmd_bench.suites import load_prompt_source
 
-
-def load_prompts(source: str, limit: int = 0) -> tuple[list[str], list[dict[str, Any]]]:
-    """Prompts (and per-prompt metadata) from a ``.txt``/``.jsonl`` file or a registered suite name."""
-    path = Path(source)
-    if path.is_file():
-        if path.suffix == ".jsonl":
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            prompts, meta = [r["prompt"] for r in rows], [{k: v for k, v in r.items() if k != "prompt"} for r in rows]
-        else:
-            prompts = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            meta = [{} for _ in prompts]
-    else:
-        from rtdmd_bench.suites import load_suite
-
-        records = load_suite(source)
-        prompts, meta = [r.prompt for r in records], [dict(r.metadata) for r in records]
-    if limit:
-        prompts, meta = prompts[:limit], meta[:limit]
-    if not prompts:
-        raise ValueError(f"no prompts in {source!r}")
-    return prompts, meta
+    records = load_prompt_source(data.prompts, data.limit)
+    return [r.prompt for r in records], [dict(r.metadata) for r in records]
 
 
 def _prepare(net: nn.Module, bb: Backbone, cfg: LoraSection, init_from: str | None, seed: int) -> list[str]:

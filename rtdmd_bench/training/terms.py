@@ -156,7 +156,7 @@ def dmd_generator_term(bb: Backbone, teacher: nn.Module, fake: nn.Module, cond: 
         z: ``[B, ...]`` projection noise shared by both projections.
         sample_weight: optional ``[B]`` weight ``w_b`` on the per-sample score difference ``g_b = P_f − P_r``;
             passed to ``dmd_loss`` as the constant prediction ``P_r + w(P_f − P_r)`` (its gradient is ``w_b·g_b``
-            scaled as usual), e.g. ``stage2_terms.kl_time_weight``.
+            scaled as usual), e.g. ``losses.dmd.kl_time_weight``.
     """
     t = timestep_to_sigma(t_r)
     with torch.no_grad():

@@ -148,3 +148,18 @@ def test_changed_repo_suite_fails_checksum(tmp_path):
         fh.write('{"prompt": "sneaky extra prompt"}\n')
     with pytest.raises(SuiteChecksumError, match="sha256"):
         load_prompts(read_manifest(d / "suite.yaml"))
+
+
+@pytest.mark.parametrize("name", SUITES.names())
+def test_every_manifest_is_consistent(name):
+    """The contract of a suite manifest (docs/extending.md): known default rewards that get the inputs they need,
+    a checksum and a count, and a repo-shipped file that verifies."""
+    from rtdmd_bench.rewards import reward_spec
+
+    spec = SUITES.spec(name)
+    assert spec.n_prompts > 0 and len(spec.sha256) == 64, name
+    for reward in spec.default_rewards:
+        rs = reward_spec(reward)
+        assert not rs.needs_metadata or spec.metadata_fields, (name, reward)
+    if spec.location == "repo":
+        assert len(load_suite(name)) == spec.n_prompts
