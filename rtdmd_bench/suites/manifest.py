@@ -1,6 +1,6 @@
 """Suite manifests: ``prompts/<name>/suite.yaml`` -> ``SuiteSpec`` (torch-free).
 
-Manifest keys: name, version, description, format (txt | jsonl | geneval_jsonl | csv | tsv), file, location
+Manifest keys: name, version, description, format (txt | jsonl | geneval_jsonl | geneval2_jsonl | csv | tsv), file, location
 (``repo``: shipped beside the manifest; ``data``: installed into the user data dir by ``prompts import``),
 sha256, n_prompts, images_per_prompt, metadata_fields, tag_field, default_rewards, source, prompt_column
 (csv/tsv), fetch_url, fetch_dedupe. Unknown keys are errors (strict config loader).
@@ -16,7 +16,7 @@ from typing import Literal
 from rtdmd_bench.config import build, read_yaml
 from rtdmd_bench.registry import Spec
 
-FORMATS = ("txt", "jsonl", "geneval_jsonl", "csv", "tsv")
+FORMATS = ("txt", "jsonl", "geneval_jsonl", "geneval2_jsonl", "csv", "tsv")
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class SuiteSpec(Spec):
     """One prompt suite. ``target`` is the loader; ``manifest_dir`` is where suite.yaml lives."""
 
     version: str = "1"
-    format: Literal["txt", "jsonl", "geneval_jsonl", "csv", "tsv"] = "txt"
+    format: Literal["txt", "jsonl", "geneval_jsonl", "geneval2_jsonl", "csv", "tsv"] = "txt"
     file: str = ""
     location: Literal["repo", "data"] = "repo"
     sha256: str = ""
