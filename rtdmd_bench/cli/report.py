@@ -17,8 +17,9 @@ EXIT_BAD_INPUT = 2
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
+    from rtdmd_bench.cli.common import fail
+
+    return fail(message, code)
 
 
 def _warn_missing_images(run) -> None:

@@ -89,10 +89,27 @@ def normalise_spec(spec: ModelSpec, overrides: dict[str, Any]) -> ModelSpec:
             raise ValueError(f"steps={spec.steps} but step_list has {len(spec.step_list)} entries")
         spec = dataclasses.replace(spec, step_list=tuple(float(sigma_to_timestep(1 - i / spec.steps))
                                                          for i in range(spec.steps)))
-    samplers = FAMILIES.spec(spec.family).samplers
-    if spec.sampler not in samplers:
-        raise ValueError(f"unknown sampler {spec.sampler!r} for family {spec.family!r}; expected one of {list(samplers)}")
+    fam = FAMILIES.spec(spec.family)
+    if spec.sampler not in fam.samplers:
+        raise ValueError(f"unknown sampler {spec.sampler!r} for family {spec.family!r}; expected one of {list(fam.samplers)}")
+    check_sampling(spec, fam.resolution_multiple)
     return spec
+
+
+def check_sampling(spec: ModelSpec, multiple: int) -> None:
+    """Raise ``ValueError`` naming the setting unless the sampling values are usable (before any model loads)."""
+    import math
+
+    if spec.steps < 1:
+        raise ValueError(f"steps must be >= 1, got {spec.steps} (model {spec.name})")
+    if not 0.0 <= spec.eta <= 1.0:
+        raise ValueError(f"eta must be in [0, 1] (0 = Euler/ODE, 1 = full renoising), got {spec.eta}")
+    if not math.isfinite(spec.guidance) or spec.guidance <= 0:
+        raise ValueError(f"guidance must be a finite number > 0 (1 = no CFG), got {spec.guidance}")
+    for side, value in (("height", spec.height), ("width", spec.width)):
+        if value < multiple or value % multiple:
+            raise ValueError(f"{side}={value} is not a positive multiple of {multiple} (the {spec.family} latent "
+                             f"grid); use e.g. {max(multiple, round(value / multiple) * multiple)}")
 
 
 class FlowGenerator:
