@@ -112,6 +112,23 @@ def check_sampling(spec: ModelSpec, multiple: int) -> None:
                              f"grid); use e.g. {max(multiple, round(value / multiple) * multiple)}")
 
 
+def load_pipeline(pipeline_class: str, folder: Path, dtype: Any, name: str) -> Any:
+    """``diffusers.<pipeline_class>.from_pretrained(folder)`` offline; a missing or truncated component file is a
+    ``MissingWeightsError`` naming the folder, the failing file (as diffusers reports it) and the fix."""
+    import diffusers
+    from safetensors import SafetensorError
+
+    from rtdmd_bench.weights import MissingWeightsError
+
+    try:
+        return getattr(diffusers, pipeline_class).from_pretrained(str(folder), dtype=dtype)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MissingWeightsError(
+            f"could not load {name!r} from {folder}: {detail}. A weight file is missing, truncated or from another "
+            f"model; re-download with `rtdmd-bench weights fetch {name}` (or check the folder's files).") from exc
+
+
 class FlowGenerator:
     """Base adapter. Build with ``from_weights``; see ``rtdmd_bench.models`` for the public API."""
 
@@ -132,7 +149,6 @@ class FlowGenerator:
     def from_weights(cls, spec: ModelSpec, root: str | Path, device: Any = "cpu", dtype: Any = None,
                      lora: Sequence[str] = (), **overrides: Any) -> FlowGenerator:
         """Load ``root / spec.weights_dir`` offline, merge ``spec.lora`` then ``lora`` in order, freeze everything."""
-        import diffusers
         import torch
 
         from rtdmd_bench.models.lora import merge_lora_stack
@@ -144,8 +160,7 @@ class FlowGenerator:
         extra_lora = [p if Path(p).is_absolute() else str(root / p) for p in lora]
         require_files(root, extra_lora, spec.name)  # root / "/abs/path" is "/abs/path"
         dtype = dtype or torch_dtype(spec.dtype, device)
-        pipeline_class = FAMILIES.spec(spec.family).pipeline_class
-        pipe = getattr(diffusers, pipeline_class).from_pretrained(str(root / spec.weights_dir), dtype=dtype)
+        pipe = load_pipeline(FAMILIES.spec(spec.family).pipeline_class, root / spec.weights_dir, dtype, spec.name)
         pipe.to(device)
         for module in pipe.components.values():
             if isinstance(module, torch.nn.Module):
