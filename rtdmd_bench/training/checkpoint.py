@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from rtdmd_bench.io import atomic_write_bytes, atomic_write_text
+from rtdmd_bench.io import atomic_write_bytes, atomic_write_text, path_inside
 
 SCHEMA = 1
 # Run-control keys that may change between a run and its resume without changing the trajectory.
@@ -121,11 +121,7 @@ def save(root: str | Path, step: int, state: dict[str, Any], keep_last: int = 0)
 
 
 def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
+    return path_inside(folder, path) is not None
 
 
 def candidates(root: str | Path) -> list[Path]:
