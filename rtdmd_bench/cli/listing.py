@@ -43,8 +43,9 @@ def list_command(kind: str = typer.Argument(..., help="models | families | rewar
                      None, "--suites-dir", help="Also list the user suites in DIR (<name>/suite.yaml).")) -> None:
     """Print a registry: name, one-line description and key metadata (sampling defaults for models; `families`
     shows the defaults a hub repo id or a local folder of that family gets)."""
-    from rich.markup import escape
-    from rich.table import Table
+    import warnings
+
+    from rtdmd_bench.cli.tables import registry_listing
 
     with user_errors():
         if suites_dir:
@@ -53,23 +54,12 @@ def list_command(kind: str = typer.Argument(..., help="models | families | rewar
             for d in suites_dir:
                 add_suites_dir(d)
         reg = registry_for(kind)
-    import warnings
-
-    with warnings.catch_warnings():  # plugin problems are printed below the table instead
+    with warnings.catch_warnings():  # plugin problems are printed below the listing instead
         warnings.simplefilter("ignore")
         specs = list(reg)
-    columns = sorted({k for s in specs for k in s.summary()}, key=lambda k: [*specs[0].summary()].index(k)
-                     if specs and k in specs[0].summary() else 99)
-    table = Table(title=f"{len(specs)} {kind}")
-    table.add_column("name", style="bold")
-    for col in columns:
-        table.add_column(col)
-    table.add_column("description")
     origin = getattr(reg, "plugin_origin", {})
-    for spec in specs:
-        summary = spec.summary()
-        plugin = f" (plugin: {origin[spec.name]})" if spec.name in origin else ""
-        table.add_row(*(escape(x) for x in (spec.name, *(summary.get(c, "") for c in columns), spec.description + plugin)))
-    console.print(table)
+    notes = {name: f" (plugin: {dist})" for name, dist in origin.items()}
+    for part in registry_listing(kind, specs, console.width, notes):
+        console.print(part)
     for problem in getattr(reg, "plugin_errors", []):
         console.print(f"warning: {problem}", style="yellow", markup=False, highlight=False)

@@ -27,6 +27,8 @@ def score_command(
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N."),
     weights: Optional[str] = typer.Option(None, help="Weights root of the scorers, or 'tiny'."),
     suites_dir: Optional[list[Path]] = typer.Option(None, "--suites-dir", help="Folder of user suites (repeatable)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="key.sub=value override, e.g. "
+                                             "reward_options.ocr.model=ppocrv4-en (repeatable)."),
     force: bool = typer.Option(False, help="Reuse an --out dir that holds a different run."),
 ) -> None:
     """Score existing images: every file is lined up with a suite prompt first (a mismatch is one error, before any
@@ -35,7 +37,7 @@ def score_command(
     from rtdmd_bench.cli.tables import results_table
 
     with user_errors():
-        from rtdmd_bench.config import build
+        from rtdmd_bench.config import apply_overrides, build
         from rtdmd_bench.eval.config import ScoreConfig
         from rtdmd_bench.eval.score_images import score_images
 
@@ -47,7 +49,8 @@ def score_command(
                   "mapping": str(mapping) if mapping else None, "name": name, "limit": limit,
                   "samples_per_prompt": samples_per_prompt, "batch_size": batch_size, "device": device,
                   "weights": weights, "out": out}
-        cfg = build(ScoreConfig, {k: v for k, v in values.items() if v not in (None, ())})
+        data = {k: v for k, v in values.items() if v not in (None, ())}
+        cfg = build(ScoreConfig, apply_overrides(data, ScoreConfig, set_ or []))
         try:
             results = score_images(cfg, force=force, progress=is_tty())
         except KeyboardInterrupt:

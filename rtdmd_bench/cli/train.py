@@ -45,17 +45,21 @@ def train(
     steps: Optional[int] = typer.Option(None, "--steps", help="Train steps (stage 1) / epochs (stage 2)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/train/<trainer>-<model>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out."),
+    force: bool = typer.Option(False, "--force", help="Start over in an --out that holds a run (deletes its "
+                               "checkpoints, metrics and LoRA)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda (default: cuda when available)."),
     trainer: Optional[str] = typer.Option(None, "--trainer", help="Recipe by name instead of --stage: "
                                           "stage1_acdmd | stage2_rtdmd | dmd | grpo."),
 ) -> None:
     """Train a few-step generator with a registered recipe; writes config.json, metrics.jsonl, checkpoints and
     lora/generator_ema.pt (loadable by `rtdmd-bench eval --lora`) under --out."""
-    from rtdmd_bench.cli.common import err_console, user_errors
+    from rtdmd_bench.cli.common import console, user_errors
+    from rtdmd_bench.cli.errors import is_main_rank
 
     with user_errors():
         from rtdmd_bench import config as cfglib
         from rtdmd_bench import parallel
+        from rtdmd_bench.hf import quiet_hf
         from rtdmd_bench.training.registry import STAGES, TRAINERS
 
         if trainer is None:
@@ -65,13 +69,15 @@ def train(
         spec, cfg, _ = resolve_config(trainer, model, config, set_ or [], steps)
         recipe = TRAINERS.get(spec.name)
         recipe.validate(cfg, parallel.world_size())
+        parallel.check_device(device)
         run_dir = out or Path("runs") / "train" / f"{spec.name}-{cfg.model.name}"
-        from rtdmd_bench.training import checkpoint
-
+        quiet_hf()
         try:
-            recipe(cfg, cfglib.to_dict(cfg), weights=weights, out=str(run_dir), resume=resume, device=device)
-        except checkpoint.CheckpointError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
+            recipe(cfg, cfglib.to_dict(cfg), weights=weights, out=str(run_dir), resume=resume, device=device,
+                   force=force)
         finally:
             parallel.shutdown()
+    lora = run_dir / "lora" / "generator_ema.pt"
+    if is_main_rank():
+        console.print(f"trained {cfg.train.steps} steps; run folder {run_dir}"
+                      + (f"; LoRA for `rtdmd-bench eval --lora`: {lora}" if lora.is_file() else ""), highlight=False)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-# Fields that define WHICH images a run holds; a run dir whose config differs in any of them is another run.
-IDENTITY_FIELDS = ("model", "seed", "lora", "overrides", "weights", "dtype", "samples_per_prompt")
+# Fields that define WHICH images a run holds, or how its recorded scores were computed (reward options: a
+# cached score is never recomputed, so another OCR model on the same run dir would mix two scorers); a run
+# dir whose config differs in any of them is another run.
+IDENTITY_FIELDS = ("model", "seed", "lora", "overrides", "weights", "dtype", "samples_per_prompt", "reward_options")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class EvalConfig:
             current directory, hub files ``OWNER/REPO:file[@rev]``, each with an optional ``:SCALE``).
         overrides: sampling overrides.
         bootstrap_resamples: resamples of the prompt bootstrap CI.
+        reward_options: per reward, its options (``--set reward_options.ocr.model=ppocrv4-en``); names are
+            checked against each reward's declared options before anything loads.
         out: run directory.
     """
 
@@ -63,11 +68,12 @@ class EvalConfig:
     lora: tuple[str, ...] = ()
     overrides: ModelOverrides = field(default_factory=ModelOverrides)
     bootstrap_resamples: int = 1000
+    reward_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     out: str = "runs/latest"
 
 
 # Fields that define WHICH images and scores a ``score`` run holds (``rundir.prepare``).
-SCORE_IDENTITY_FIELDS = ("images", "suite", "layout", "mapping", "weights")
+SCORE_IDENTITY_FIELDS = ("images", "suite", "layout", "mapping", "weights", "reward_options")
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,7 @@ class ScoreConfig:
         name: what made the images (recorded as the model name; default ``external images (<folder>)``).
         limit: first N prompts of the suite (None = all).
         samples_per_prompt: images per prompt to score (None = all found).
-        batch_size, device, weights, bootstrap_resamples, out: as ``EvalConfig``.
+        batch_size, device, weights, reward_options, bootstrap_resamples, out: as ``EvalConfig``.
     """
 
     images: str = ""
@@ -97,5 +103,6 @@ class ScoreConfig:
     batch_size: int = 4
     device: str = "auto"
     weights: str | None = None
+    reward_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     bootstrap_resamples: int = 1000
     out: str = "runs/score"

@@ -34,7 +34,8 @@ def prepare(out: Path, cfg: EvalConfig, force: bool, is_main: bool, identity: tu
     if saved.is_file() and not force:
         old = yaml.safe_load(saved.read_text()) or {}
         new = to_dict(cfg)
-        diff = [k for k in identity if old.get(k) != new.get(k)]
+        defaults = to_dict(type(cfg)())  # a key added after the run was made holds its default there
+        diff = [k for k in identity if old.get(k, defaults[k]) != new.get(k)]
         if diff:
             details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
             raise RunDirError(
@@ -98,8 +99,10 @@ def _file_sha256(spec: Any) -> str:
 
 
 def assemble(cfg: EvalConfig, plan, model_info: dict[str, Any], entries: dict[str, Any],
-             run_stats: dict[str, Any], tiny: bool) -> dict[str, Any]:
-    """The full results.json object (schema in eval/schema.py)."""
+             run_stats: dict[str, Any], tiny: bool, reward_info: dict[str, dict[str, Any]] | None = None
+             ) -> dict[str, Any]:
+    """The full results.json object (schema in eval/schema.py). ``reward_info``: ``rewards.reward_identity``
+    per reward (effective version/units, options, model files)."""
     from rtdmd_bench import __version__
     from rtdmd_bench.eval.schema import SCHEMA_VERSION
     from rtdmd_bench.rewards import reward_spec
@@ -117,7 +120,8 @@ def assemble(cfg: EvalConfig, plan, model_info: dict[str, Any], entries: dict[st
         }
     names = sorted({r for rs in plan.rewards.values() for r in rs})
     rewards = {n: {"version": s.version, "units": s.units, "higher_is_better": s.higher_is_better,
-                   "differentiable": s.differentiable} for n, s in ((n, reward_spec(n)) for n in names)}
+                   "differentiable": s.differentiable, **(reward_info or {}).get(n, {})}
+               for n, s in ((n, reward_spec(n)) for n in names)}
     return {
         "schema_version": SCHEMA_VERSION, "package_version": __version__, "git_hash": git_hash(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "tiny_weights": tiny,

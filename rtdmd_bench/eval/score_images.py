@@ -26,8 +26,8 @@ from rtdmd_bench.eval.plan import Plan, WorkItem
 class RewardPool:
     """Rewards built lazily, once each, on ``device`` (the ``workers`` of ``scoring.score_batch``)."""
 
-    def __init__(self, weights: str | None, device: str):
-        self.weights, self.device, self._built = weights, device, {}
+    def __init__(self, weights: str | None, device: str, options: dict[str, dict] | None = None):
+        self.weights, self.device, self.options, self._built = weights, device, options or {}, {}
 
     def reward(self, name: str):
         if name not in self._built:
@@ -35,7 +35,8 @@ class RewardPool:
             from rtdmd_bench.hf import quiet_hf
 
             quiet_hf()
-            self._built[name] = rewards.build(name, weights=self.weights, device=self.device)
+            self._built[name] = rewards.build(name, weights=self.weights, device=self.device,
+                                              options=self.options.get(name))
         return self._built[name]
 
 
@@ -101,7 +102,7 @@ def prepare_images(cfg: ScoreConfig):
 
     spec = suite_spec(cfg.suite)
     rewards = tuple(cfg.rewards) or spec.default_rewards
-    check_rewards([(cfg.suite, rewards)])
+    check_rewards([(cfg.suite, rewards)], cfg.reward_options)
     if cfg.limit is not None and cfg.limit < 1:
         raise ValueError(f"limit must be >= 1, got {cfg.limit}")
     prompts = load_suite(cfg.suite)
@@ -120,12 +121,10 @@ def prepare_images(cfg: ScoreConfig):
 def score_images(cfg: ScoreConfig, force: bool = False, progress: bool = False) -> dict[str, Any]:
     """Score (or resume scoring) ``cfg.images`` and return the results.json object."""
     from rtdmd_bench.eval import rundir
-    from rtdmd_bench.eval.aggregate import entry
     from rtdmd_bench.eval.journal import Journal, load_all, write_samples
-    from rtdmd_bench.eval.scoring import sample_record, score_batch
+    from rtdmd_bench.eval.scoring import reward_entries, sample_record, score_batch
     from rtdmd_bench.imaging import load_images
     from rtdmd_bench.io import atomic_write_json, sha256_file
-    from rtdmd_bench.rewards import reward_spec
     from rtdmd_bench.weights import TINY, is_tiny, resolve_root
 
     t_start = time.perf_counter()
@@ -149,7 +148,7 @@ def score_images(cfg: ScoreConfig, force: bool = False, progress: bool = False) 
                 journal.append(base)
                 existing[it.key] = base
         device = _device(cfg.device)
-        pool = RewardPool(cfg.weights, device)
+        pool = RewardPool(cfg.weights, device, cfg.reward_options)
         todo = [it for it in items if any(r not in existing[it.key].get("scores", {}) for r in rewards)]
         for i in range(0, len(todo), cfg.batch_size):
             batch = todo[i:i + cfg.batch_size]
@@ -168,17 +167,16 @@ def score_images(cfg: ScoreConfig, force: bool = False, progress: bool = False) 
         journal.close()
     merged = load_all(out)
     write_samples(out, merged)
-    recs = [merged[it.key] for it in items if it.key in merged]
-    entries = {f"{cfg.suite}/{r}": entry(recs, spec, r, reward_spec(r), cfg.bootstrap_resamples) for r in rewards}
     model = _origin(cfg, root, layout, found, shas, sizes)
     n_prompts = len({it.prompt_id for it in items})
     plan = Plan(items=items, rewards={cfg.suite: rewards}, suites={cfg.suite: spec}, n_prompts_used={cfg.suite: n_prompts})
+    entries, info = reward_entries(plan, merged, cfg.weights, cfg.reward_options, cfg.bootstrap_resamples)
     run = {"world_size": 1, "hardware": rundir.hardware(device), "wall_time_s": time.perf_counter() - t_start,
            "generation_time_s": 0.0, "scoring_time_s": t_score, "images_generated": 0, "images_scored": scored_n,
            "images_total": len(items), "images_per_s": None, "seed": None,
            "bootstrap_resamples": cfg.bootstrap_resamples}
     tiny = cfg.weights == TINY or (bool(cfg.weights) and is_tiny(resolve_root(cfg.weights))) or model["tiny"]
-    results = rundir.assemble(cfg, plan, model, entries, run, tiny)
+    results = rundir.assemble(cfg, plan, model, entries, run, tiny, info)
     results["suites"][spec.id].update(prompt_ids=f"prompts with images: {n_prompts} of the first "
                                                  f"{cfg.limit or spec.n_prompts or n_prompts}",
                                       images_per_prompt=max(it.sample_idx for it in items) + 1)

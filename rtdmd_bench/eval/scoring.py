@@ -30,7 +30,8 @@ def score_batch(workers: Any, names: tuple[str, ...], items: list[WorkItem], ima
             res = reward(images.to(workers.device), prompts, meta)
         scores = [float(s) for s in res.scores.float().cpu()]
         valid = [bool(v) and math.isfinite(s) for v, s in zip(res.valid.cpu().tolist(), scores)]
-        parts = {k: [float(x) for x in v.float().cpu()] for k, v in res.parts.items()}
+        parts = {k: [float(x) if math.isfinite(float(x)) else None for x in v.float().cpu()]
+                 for k, v in res.parts.items()}
         out[name] = (scores, valid, parts, res.extras)
     return out
 
@@ -48,3 +49,23 @@ def sample_record(item: WorkItem, base: dict[str, Any] | None, scored: dict[str,
         rec["parts"][name] = {k: v[i] for k, v in parts.items()}
         rec["extras"][name] = {k: v[i] for k, v in extras.items()}
     return rec
+
+
+def reward_entries(plan: Any, merged: dict, weights: str | None, options: dict[str, dict],
+                   resamples: int) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """``(results entries "suite/reward" -> aggregate, reward identities)`` of a plan's records, each entry carrying
+    the version and units the reward's options give it (``rewards.reward_identity``)."""
+    import dataclasses
+
+    from rtdmd_bench.eval.aggregate import entry
+    from rtdmd_bench.rewards import reward_identity, reward_spec
+
+    info = {name: reward_identity(name, weights, options.get(name))
+            for name in dict.fromkeys(n for names in plan.rewards.values() for n in names)}
+    entries = {}
+    for suite, names in plan.rewards.items():
+        recs = [merged[it.key] for it in plan.items if it.suite == suite and it.key in merged]
+        for name in names:
+            spec = dataclasses.replace(reward_spec(name), version=info[name]["version"], units=info[name]["units"])
+            entries[f"{suite}/{name}"] = entry(recs, plan.suites[suite], name, spec, resamples)
+    return entries, info

@@ -232,7 +232,8 @@ def resolve_model(name: str, weights_root: str | os.PathLike | None = None) -> R
     root = Path(weights_root) if weights_root is not None else None
     m = REPO_ID.match(name)
     path = Path(name).expanduser()
-    if not name.startswith("hf://") and (path.exists() or (m is None and ("/" in name or name.startswith(".")))):
+    looks_like_path = name.startswith((".", "/", "~")) or (m is None and "/" in name and path.parent.is_dir())
+    if not name.startswith("hf://") and (path.exists() or looks_like_path):
         if not path.exists():
             raise ModelRefError(f"--model {name}: no such folder (a model is a registry name, module:Attr, a local "
                                 f"diffusers folder or a Hugging Face repo id OWNER/REPO[@revision])")

@@ -2,8 +2,10 @@
 
 ``fetch_reward_weights(name, root)`` follows ``RewardSpec.fetch`` triples ``(hub repo, files, destination)``:
 ``files`` is one filename (``hf_hub_download``) or comma-separated names/globs (``snapshot_download`` with
-``allow_patterns``). ``verify_weights(root)`` checks presence of every declared weight path and the sizes /
-sha256 recorded in REWARDS.md where they are known. Nothing here runs at scorer load time.
+``allow_patterns``), then downloads ``RewardSpec.fetch_urls`` (files hosted outside the Hub) and checks each
+against its recorded sha256 before moving it into place. ``verify_weights(root)`` checks presence of every
+declared weight path and the sizes / sha256 recorded in REWARDS.md (and in ``fetch_urls``) where they are
+known; ``fetch_urls`` files are optional (a reward option selects them). Nothing here runs at scorer load time.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rtdmd_bench.rewards import REWARDS, RewardUnavailableError
+from rtdmd_bench.rewards import REWARDS
 from rtdmd_bench.weights import WeightsFetchError  # noqa: F401  (raised here; its home is the base layer)
 
 # relative path -> (size in bytes or None, sha256 or None); sources: REWARDS.md §4-§7 (HF pages / measured)
@@ -22,20 +24,26 @@ KNOWN_CHECKSUMS: dict[str, tuple[int | None, str | None]] = {
         (1972490005, "c57a38fb4a2f7e7c15bf00da2ea377cdf165448b4dd1052a484c215a998c9837"),
     "imagereward/ImageReward.pt": (None, "d71dc8d4912bc633c06ab8ef1ef6a81e8199d4369f14b47b29baf1d19de561f6"),
 }
+KNOWN_CHECKSUMS.update({dest: (None, sha) for spec in REWARDS for _, sha, dest in spec.fetch_urls})
 
 
 def fetch_reward_weights(name: str, root: str | Path) -> list[Path]:
     """Download everything reward ``name`` needs into ``root`` (network). Returns the destination paths."""
     spec = REWARDS.spec(name)
-    if not spec.available:
-        raise RewardUnavailableError(f"reward {name!r} is unavailable here: {spec.unavailable_reason}")
-    if not spec.fetch:
-        return []
+    root = Path(root).expanduser()
+    written = []
+    if spec.fetch:
+        written += _fetch_hub(name, spec, root)
+    for url, sha, dest in spec.fetch_urls:
+        written.append(_fetch_url(name, url, sha, root / dest))
+    return written
+
+
+def _fetch_hub(name, spec, root: Path) -> list[Path]:
     from huggingface_hub import hf_hub_download, snapshot_download
 
     from rtdmd_bench.hf import hub_error_line
 
-    root = Path(root).expanduser()
     written = []
     for repo, files, dest in spec.fetch:
         patterns = [f.strip() for f in files.split(",") if f.strip()]
@@ -53,6 +61,26 @@ def fetch_reward_weights(name: str, root: str | Path) -> list[Path]:
     return written
 
 
+def _fetch_url(name: str, url: str, sha256: str, dest: Path, timeout: float = 60.0) -> Path:
+    """Download ``url`` to ``dest`` atomically after checking its sha256 (a mismatch leaves nothing behind)."""
+    import urllib.request
+
+    from rtdmd_bench.io import atomic_write_bytes, sha256_bytes
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (fixed https URL from the spec)
+            data = resp.read()
+    except OSError as exc:
+        raise WeightsFetchError(
+            f"could not download {url} for reward {name!r}: {type(exc).__name__} (fetching needs network access). "
+            f"Manual alternative: copy the file to {dest} (expected sha256 {sha256})") from None
+    got = sha256_bytes(data)
+    if got != sha256:
+        raise WeightsFetchError(f"{url} has sha256 {got}, expected {sha256}; nothing was written to {dest}")
+    atomic_write_bytes(dest, data)
+    return dest
+
+
 @dataclass(frozen=True)
 class WeightCheck:
     """One verified path: ``status`` is ok / missing / size mismatch / sha256 mismatch / present (unchecked)."""
@@ -64,15 +92,20 @@ class WeightCheck:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("ok", "present (unchecked)")
+        return self.status in ("ok", "present (unchecked)", "absent (optional)", "present (tiny random weights)")
 
 
-def _check_file(root: Path, rel: str, reward: str, check_sha: bool) -> WeightCheck:
+def _check_file(root: Path, rel: str, reward: str, check_sha: bool, optional: bool = False,
+                published: bool = True) -> WeightCheck:
     from rtdmd_bench.io import sha256_file
 
     path = root / rel
     if not path.exists():
+        if optional:
+            return WeightCheck(reward, rel, "absent (optional)", f"selected by a reward option; rtdmd-bench weights fetch {reward}")
         return WeightCheck(reward, rel, "missing", f"fix: rtdmd-bench weights fetch {reward}")
+    if not published:
+        return WeightCheck(reward, rel, "present (tiny random weights)", "")
     size, sha = KNOWN_CHECKSUMS.get(rel, (None, None))
     if size is not None and path.stat().st_size != size:
         return WeightCheck(reward, rel, "size mismatch", f"{path.stat().st_size} bytes, expected {size}")
@@ -85,14 +118,22 @@ def _check_file(root: Path, rel: str, reward: str, check_sha: bool) -> WeightChe
                        "" if sha is None else "size verified; sha256 skipped")
 
 
-def verify_weights(root: str | Path, names: list[str] | None = None, check_sha: bool = True) -> list[WeightCheck]:
-    """Check the declared weight paths of ``names`` (default: every available neural reward) under ``root``."""
+def verify_weights(root: str | Path, names: list[str] | None = None, check_sha: bool = True,
+                   published: bool = True) -> list[WeightCheck]:
+    """Check the declared weight paths of ``names`` (default: every reward with weight files) under ``root``.
+
+    ``published=False`` (a tiny-random-weights root) checks presence only: the published files' sizes and sha256
+    do not apply to random weights of the same layout.
+    """
     root = Path(root).expanduser()
-    specs = [REWARDS.spec(n) for n in names] if names else [s for s in REWARDS if s.available and s.weight_files]
+    specs = [REWARDS.spec(n) for n in names] if names else [s for s in REWARDS if s.weight_files or s.fetch_urls]
     checks = []
     for spec in specs:
+        optional = {dest for _, _, dest in spec.fetch_urls}
         rels = list(spec.weight_files) + [k for k in KNOWN_CHECKSUMS
-                                          if k.split("/")[0] in {w.split("/")[0] for w in spec.weight_files}
-                                          and k not in spec.weight_files]
-        checks.extend(_check_file(root, rel, spec.name, check_sha) for rel in dict.fromkeys(rels))
+                                          if published and k.split("/")[0] in {w.split("/")[0] for w in spec.weight_files}
+                                          and k not in spec.weight_files and k not in optional]
+        checks.extend(_check_file(root, rel, spec.name, check_sha, published=published)
+                      for rel in dict.fromkeys(rels))
+        checks.extend(_check_file(root, rel, spec.name, check_sha, optional=True) for rel in sorted(optional))
     return checks
