@@ -12,7 +12,6 @@ rounding in batched matmuls (~1e-6, so a PNG pixel may differ by 1/255).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import time
@@ -249,21 +248,13 @@ def evaluate(cfg: EvalConfig, generator=None, force: bool = False, progress: boo
 def _finalize(cfg: EvalConfig, plan: Plan, out: Path, world: int, stats_total: dict[str, float], wall: float,
               device: str, tiny: bool) -> dict[str, Any]:
     from rtdmd_bench.eval import rundir
-    from rtdmd_bench.eval.aggregate import entry
     from rtdmd_bench.eval.journal import load_all, write_samples
+    from rtdmd_bench.eval.scoring import reward_entries
     from rtdmd_bench.io import atomic_write_json
-    from rtdmd_bench.rewards import reward_identity, reward_spec
 
     merged = load_all(out)
     write_samples(out, merged)
-    info = {name: reward_identity(name, cfg.weights, cfg.reward_options.get(name))
-            for name in dict.fromkeys(n for names in plan.rewards.values() for n in names)}
-    entries = {}
-    for suite, names in plan.rewards.items():
-        recs = [merged[it.key] for it in plan.items if it.suite == suite and it.key in merged]
-        for name in names:
-            spec = dataclasses.replace(reward_spec(name), version=info[name]["version"], units=info[name]["units"])
-            entries[f"{suite}/{name}"] = entry(recs, plan.suites[suite], name, spec, cfg.bootstrap_resamples)
+    entries, info = reward_entries(plan, merged, cfg.weights, cfg.reward_options, cfg.bootstrap_resamples)
     model_path = out / "model.json"
     model_info = json.loads(model_path.read_text()) if model_path.is_file() else {"name": cfg.model}
     n_gen = int(stats_total.get("images_generated", 0))
