@@ -47,3 +47,22 @@ def write_hf_cache(cache: str | Path, repo: str, folder: str | Path, commit: str
         (base / "refs" / ref).parent.mkdir(parents=True, exist_ok=True)
         (base / "refs" / ref).write_text(commit)
     return snap
+
+
+def write_geneval_suite(base: str | Path, name: str, rows: list[dict], images_per_prompt: int = 2,
+                        default_rewards: tuple[str, ...] = ("geneval",)) -> Path:
+    """A GenEval-format suite ``base/name/{prompts.jsonl, suite.yaml}`` (checksum-pinned) from metadata ``rows``;
+    returns its manifest (register it with ``SUITES.add(read_manifest(path))``)."""
+    import hashlib
+    import json
+
+    folder = Path(base) / name
+    folder.mkdir(parents=True)
+    data = "".join(json.dumps(r) + "\n" for r in rows)
+    (folder / "prompts.jsonl").write_text(data)
+    (folder / "suite.yaml").write_text(
+        f"name: {name}\nversion: '1'\nformat: geneval_jsonl\nfile: prompts.jsonl\nlocation: repo\n"
+        f"sha256: {hashlib.sha256(data.encode()).hexdigest()}\nn_prompts: {len(rows)}\n"
+        f"images_per_prompt: {images_per_prompt}\nmetadata_fields: [tag, include, exclude]\ntag_field: tag\n"
+        f"default_rewards: [{', '.join(default_rewards)}]\n")
+    return folder / "suite.yaml"

@@ -5,7 +5,6 @@ scorer loads; compare/check/leaderboard accept the run."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -34,16 +33,11 @@ def samples(out: Path) -> list[dict]:
 def suite(tmp_path_factory):
     from rtdmd_bench.suites import SUITES
     from rtdmd_bench.suites.manifest import read_manifest
+    from rtdmd_bench.testing import write_geneval_suite
 
-    d = tmp_path_factory.mktemp("prompts") / "score_geneval"
-    d.mkdir()
-    data = "".join(json.dumps(r) + "\n" for r in ROWS)
-    (d / "prompts.jsonl").write_text(data)
-    (d / "suite.yaml").write_text(
-        "name: score_geneval\nversion: '1'\nformat: geneval_jsonl\nfile: prompts.jsonl\nlocation: repo\n"
-        f"sha256: {hashlib.sha256(data.encode()).hexdigest()}\nn_prompts: 4\nimages_per_prompt: 2\n"
-        "metadata_fields: [tag, include, exclude]\ntag_field: tag\ndefault_rewards: [geneval, saturation]\n")
-    SUITES.add(read_manifest(d / "suite.yaml"))
+    manifest = write_geneval_suite(tmp_path_factory.mktemp("prompts"), "score_geneval", ROWS,
+                                   default_rewards=("geneval", "saturation"))
+    SUITES.add(read_manifest(manifest))
     yield "score_geneval"
     SUITES.remove("score_geneval")
 
