@@ -188,7 +188,7 @@ def hub_spec(repo: str, revision: str | None, weights_root: Path | None) -> Mode
     from rtdmd_bench.weights import WeightsFetchError
 
     try:
-        download_plan(plan_model_fetch(repo, revision, f"the Hugging Face cache ({hub_cache_dir()})"), None)
+        download_plan(plan_model_fetch(repo, revision, "a local folder, and pass that folder to --model"), None)
     except WeightsFetchError as exc:
         raise ModelRefError(f"--model {repo}: {exc}") from None
     except Exception as exc:  # pragma: no cover - network failures are converted above
