@@ -4,6 +4,13 @@ Each entry is a cheap, frozen *spec* (readable without importing any backend) wh
 ``"module:Attr"`` string. ``get()`` imports the target on first use. Wherever a registry name is accepted,
 a ``"module:Attr"`` plugin path is accepted as well (``resolve()``).
 
+Installed distributions extend a registry through ``importlib.metadata`` entry points of its ``entry_point_group``
+(``rtdmd_bench.models``, ``rtdmd_bench.rewards``, ``rtdmd_bench.suites``), discovered on the first lookup. An entry
+point names a spec (or a list of specs), or a class with a ``spec`` attribute (its ``target`` becomes the entry point
+itself); a registry may also ``adapt`` other objects (suites accept a ``suite.yaml`` path). A plugin that fails to
+load, has the wrong spec type or reuses a taken name is skipped with a warning (``plugin_errors``), never breaking
+the built-ins. Keep entry-point modules light (specs, no torch import): ``rtdmd-bench list`` imports them.
+
 Example:
     >>> reg = Registry("widget")
     >>> reg.add(Spec(name="json", target="json:dumps", description="JSON encoder"))
@@ -14,8 +21,9 @@ Example:
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -70,6 +78,14 @@ def import_target(target: str) -> Any:
     return obj
 
 
+@functools.lru_cache(maxsize=1)
+def _installed_entry_points() -> Any:
+    """Every installed entry point, read once per process (one scan of the dist-infos serves all registries)."""
+    from importlib.metadata import entry_points
+
+    return entry_points()
+
+
 def did_you_mean(name: str, choices: list[str], n: int = 3) -> list[str]:
     """Closest names to ``name`` among ``choices`` (difflib ratio >= 0.5), best first."""
     return difflib.get_close_matches(name, choices, n=n, cutoff=0.5)
@@ -81,11 +97,78 @@ class Registry(Generic[S]):
 
     Args:
         kind: what the entries are ("model", "reward", ...); used in error messages.
+        entry_point_group: ``importlib.metadata`` group whose entry points add specs (None: no plugins).
+        spec_type: the spec class plugins must provide (None: any ``Spec``).
+        adapt: turns a loaded entry-point object that is not a spec into one (e.g. a manifest path), or None.
     """
 
     kind: str
+    entry_point_group: str | None = None
+    spec_type: type | None = None
+    adapt: Callable[[Any], Any] | None = None
     _specs: dict[str, S] = field(default_factory=dict)
     _loaded: dict[str, Any] = field(default_factory=dict)
+    plugin_errors: list[str] = field(default_factory=list)
+    plugin_origin: dict[str, str] = field(default_factory=dict)
+    _discovered: bool = False
+
+    def _discover(self) -> None:
+        """Add the specs of installed entry points (once; ``reload_plugins`` forgets and rediscovers)."""
+        if self._discovered or self.entry_point_group is None:
+            return
+        self._discovered = True
+        for ep in _installed_entry_points().select(group=self.entry_point_group):
+            dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+            where = f"{self.kind} plugin {ep.name!r} ({ep.value}, distribution {dist})"
+            try:
+                obj = ep.load()
+                specs = self._plugin_specs(obj, ep.value)
+            except Exception as exc:  # a broken plugin must not break the built-ins
+                self._plugin_error(f"{where} failed to load: {type(exc).__name__}: {exc}")
+                continue
+            for spec, impl in specs:
+                if spec.name in self._specs:
+                    self._plugin_error(f"{where}: name {spec.name!r} is already taken (kept the existing entry)")
+                    continue
+                self._specs[spec.name] = spec
+                self.plugin_origin[spec.name] = dist
+                if impl is not None:
+                    self._loaded[spec.name] = impl
+
+    def _plugin_specs(self, obj: Any, value: str) -> list[tuple[Spec, Any]]:
+        items = list(obj) if isinstance(obj, (list, tuple)) else [obj]
+        out = []
+        for item in items:
+            if isinstance(item, Spec):
+                spec, impl = item, None
+            elif isinstance(getattr(item, "spec", None), Spec):
+                import dataclasses
+
+                spec, impl = dataclasses.replace(item.spec, target=value), item
+            elif self.adapt is not None:
+                spec, impl = self.adapt(item), None
+            else:
+                raise TypeError(f"expected a {self.spec_type.__name__ if self.spec_type else 'Spec'} or a class with "
+                                f"a 'spec' attribute, got {type(item).__name__}")
+            if self.spec_type is not None and not isinstance(spec, self.spec_type):
+                raise TypeError(f"expected a {self.spec_type.__name__}, got {type(spec).__name__}")
+            out.append((spec, impl))
+        return out
+
+    def _plugin_error(self, message: str) -> None:
+        import warnings
+
+        self.plugin_errors.append(message)
+        warnings.warn(message, stacklevel=3)
+
+    def reload_plugins(self) -> None:
+        """Drop plugin entries and discover the installed entry points again (tests, long-lived processes)."""
+        for name in list(self.plugin_origin):
+            self.remove(name)
+        self.plugin_errors.clear()
+        self._discovered = False
+        _installed_entry_points.cache_clear()
+        self._discover()
 
     def add(self, spec: S) -> S:
         """Register ``spec``. Raises RegistryError on a duplicate name."""
@@ -108,21 +191,31 @@ class Registry(Generic[S]):
         """Drop an entry (tests and plugin reloads)."""
         self._specs.pop(name, None)
         self._loaded.pop(name, None)
+        self.plugin_origin.pop(name, None)
+
+    def has_builtin(self, name: str) -> bool:
+        """True when ``name`` was added so far, without discovering plugins (for code that runs at import)."""
+        return name in self._specs
 
     def names(self) -> list[str]:
+        self._discover()
         return sorted(self._specs)
 
     def in_registration_order(self) -> list[S]:
-        """Specs in the order they were added (``__iter__`` is alphabetical)."""
+        """Specs in the order they were added (``__iter__`` is alphabetical; plugins come after built-ins)."""
+        self._discover()
         return list(self._specs.values())
 
     def __contains__(self, name: object) -> bool:
+        if name not in self._specs:
+            self._discover()
         return name in self._specs
 
     def __iter__(self) -> Iterator[S]:
         return iter(self._specs[n] for n in self.names())
 
     def __len__(self) -> int:
+        self._discover()
         return len(self._specs)
 
     def unknown(self, name: str) -> RegistryError:
@@ -135,11 +228,10 @@ class Registry(Generic[S]):
         )
 
     def spec(self, name: str) -> S:
-        """The spec of ``name``; never imports the backend."""
-        try:
-            return self._specs[name]
-        except KeyError:
-            raise self.unknown(name) from None
+        """The spec of ``name``; never imports the backend (plugin entry points are imported on first lookup)."""
+        if name not in self:
+            raise self.unknown(name)
+        return self._specs[name]
 
     def get(self, name: str) -> Any:
         """The implementation of ``name`` (imported once and cached) or of a ``"module:Attr"`` plugin."""
@@ -155,7 +247,7 @@ class Registry(Generic[S]):
 
         Plugin paths are imported (that is the only way to validate them).
         """
-        if name in self._specs:
+        if name in self:
             return name
         if ":" in name:
             import_target(name)

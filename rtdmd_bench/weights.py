@@ -26,6 +26,11 @@ class MissingWeightsError(FileNotFoundError):
     """Weight files are missing; the message lists them, the expected layout and the fetch command."""
 
 
+class WeightsFetchError(RuntimeError):
+    """A download failed (no network, offline mode, gated or unknown repo); one line saying which, why and the
+    manual alternative (copy the files into the printed layout)."""
+
+
 def default_root() -> Path:
     env = os.environ.get("RTDMD_BENCH_WEIGHTS")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "rtdmd-bench" / "weights"

@@ -11,9 +11,10 @@ from typing import Any
 
 import typer
 
-from rtdmd_bench.cli import prompts, report, weights
+from rtdmd_bench.cli import lora, prompts, report, weights
 from rtdmd_bench.cli.eval import eval_command
 from rtdmd_bench.cli.listing import list_command
+from rtdmd_bench.cli.score import score_command
 from rtdmd_bench.cli.train import train
 from rtdmd_bench.cli.validate import validate_command
 
@@ -49,15 +50,17 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Evaluation-first benchmark harness for few-step text-to-image generators, with RTDMD trainers."""
 
 
-for _name, _fn in (("eval", eval_command), ("list", list_command), ("validate", validate_command), ("train", train),
-                   ("leaderboard", report.leaderboard), ("compare", report.compare), ("check", report.check),
-                   ("report", report.report)):
+for _name, _fn in (("eval", eval_command), ("score", score_command), ("list", list_command),
+                   ("validate", validate_command), ("train", train), ("leaderboard", report.leaderboard),
+                   ("compare", report.compare), ("check", report.check), ("report", report.report),
+                   ("export", report.export)):
     app.command(_name)(_guarded(_fn))
-for _sub in (prompts.app, weights.app):
+for _sub in (prompts.app, weights.app, lora.app):
     for _cmd in _sub.registered_commands:
         _cmd.callback = _guarded(_cmd.callback)
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(weights.app, name="weights")
+app.add_typer(lora.app, name="lora")
 if importlib.util.find_spec("rtdmd_bench.cli.toy") is not None:
     from rtdmd_bench.cli.toy import toy
 

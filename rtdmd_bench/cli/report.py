@@ -161,3 +161,22 @@ def report(
         if r is not None:
             _warn_missing_images(r)
     typer.echo(f"wrote {out}")
+
+
+def export(
+    run: Annotated[Path, typer.Argument(help="run directory (or its results.json)")],
+    format: Annotated[str, typer.Option("--format", help="csv | jsonl | parquet (parquet needs pyarrow: "
+                                        "pip install 'rtdmd-bench[export]')")] = "csv",
+    out: Annotated[Optional[Path], typer.Option("--out", help="output folder (default RUN/export)")] = None,
+) -> None:
+    """Write the run's per-sample table (samples.FORMAT) and aggregate table (results.FORMAT: per suite/reward and
+    per tag, with CIs)."""
+    from rtdmd_bench.report.export import ExportError, export_run
+    from rtdmd_bench.report.runs import RunError
+
+    try:
+        paths = export_run(run, format, out)
+    except (ExportError, RunError) as exc:
+        raise _fail(str(exc)) from None
+    for p in paths:
+        typer.echo(f"wrote {p}")

@@ -76,10 +76,11 @@ def fitted_tables(title: str, key: str, columns: Sequence[str], rows: Sequence[S
     return tables
 
 
-def registry_listing(kind: str, specs: Sequence[Any], width: int) -> list:
+def registry_listing(kind: str, specs: Sequence[Any], width: int, notes: dict[str, str] | None = None) -> list:
     """``rtdmd-bench list`` output: a table of names and metadata with the descriptions in a wrapping last column,
     or, when the terminal is too narrow for a readable description column, one block per entry (name and
-    metadata on a line, the description wrapped and indented below)."""
+    metadata on a line, the description wrapped and indented below). ``notes`` are appended to descriptions
+    (e.g. the distribution of a plugin entry)."""
     from rich.padding import Padding
     from rich.table import Table
     from rich.text import Text
@@ -97,11 +98,11 @@ def registry_listing(kind: str, specs: Sequence[Any], width: int) -> list:
             table.add_column(c, no_wrap=True)
         table.add_column("description", ratio=1)
         for spec, row in zip(specs, rows):
-            table.add_row(*row, spec.description)
+            table.add_row(*row, spec.description + (notes or {}).get(spec.name, ""))
         return [table]
     out: list = [Text(f"{len(specs)} {kind}", style="bold")]
     for spec, row in zip(specs, rows):
         meta = "  ".join(f"{c}={v}" for c, v in zip(columns, row[1:]) if v not in ("", None))
         out.append(Text.assemble((row[0], "bold"), "  ", (meta, "dim")))
-        out.append(Padding(Text(spec.description), (0, 0, 0, 4)))
+        out.append(Padding(Text(spec.description + (notes or {}).get(spec.name, "")), (0, 0, 0, 4)))
     return out

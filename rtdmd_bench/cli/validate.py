@@ -13,11 +13,11 @@ def validate_eval(path: Path) -> str:
     from rtdmd_bench.config import load
     from rtdmd_bench.eval.config import EvalConfig
     from rtdmd_bench.eval.plan import check_rewards, routing
-    from rtdmd_bench.models import MODELS
+    from rtdmd_bench.models.resolve import check_model_ref
     from rtdmd_bench.suites import suite_spec
 
     cfg = load(EvalConfig, path)
-    MODELS.resolve(cfg.model)
+    check_model_ref(cfg.model)
     route = routing(cfg)
     for suite, _ in route:
         suite_spec(suite)

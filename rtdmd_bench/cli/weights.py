@@ -23,26 +23,44 @@ def make_tiny(directory: Path = typer.Argument(..., help="Where to write the tin
 
 
 @app.command("fetch")
-def fetch(name: str = typer.Argument(..., help="Model or reward name."),
-          weights: Optional[Path] = typer.Option(None, help="Weights root (default $RTDMD_BENCH_WEIGHTS).")) -> None:
-    """Download NAME's files into the layout (Hugging Face Hub; OCR models from RapidOCR's hosting; needs network)."""
+def fetch(name: str = typer.Argument(..., help="Model or reward name, or a Hugging Face repo id OWNER/REPO[@revision]."),
+          weights: Optional[Path] = typer.Option(None, help="Weights root (default $RTDMD_BENCH_WEIGHTS)."),
+          dry_run: bool = typer.Option(False, "--dry-run", help="List the files and bytes that would be downloaded "
+                                       "(from hub metadata), download nothing."),
+          no_lora: bool = typer.Option(False, "--no-lora", help="Skip the model entry's LoRA files.")) -> None:
+    """Download NAME's files from the Hugging Face Hub (needs network): for a generator only what its pipeline loads
+    (model_index.json components, one weight set, no single-file or fp16 duplicates). A catalogue entry goes into
+    the weights root, a bare repo id into the Hugging Face cache (where `eval --model OWNER/REPO` finds it); OCR models
+    come from RapidOCR's hosting."""
     from rtdmd_bench.models import MODELS
+    from rtdmd_bench.models.resolve import REPO_ID
     from rtdmd_bench.rewards import REWARDS
     from rtdmd_bench.weights import resolve_root
 
     root = resolve_root(weights)
     with user_errors():
-        if name in MODELS:
-            from rtdmd_bench.models.fetch import fetch_model_weights as fetcher
+        if name in MODELS or (REPO_ID.match(name) and name not in REWARDS):
+            from rtdmd_bench.models.fetch import fetch_model_weights
+
+            done = fetch_model_weights(name, root, include_lora=not no_lora, dry_run=dry_run)
         elif name in REWARDS:
-            from rtdmd_bench.rewards.fetch import fetch_reward_weights as fetcher
+            if dry_run:
+                raise ValueError(f"--dry-run lists generator pipelines; reward {name!r} downloads "
+                                 f"{', '.join(f'{r}: {f}' for r, f, _ in REWARDS.spec(name).fetch) or 'nothing'}")
+            from rtdmd_bench.rewards.fetch import fetch_reward_weights
+
+            done = fetch_reward_weights(name, root)
         else:
             from rtdmd_bench.registry import RegistryError, did_you_mean
 
             hints = did_you_mean(name, MODELS.names() + REWARDS.names())
-            raise RegistryError(f"no model or reward named {name!r}" + (f"; did you mean {hints[0]!r}?" if hints else ""))
-        paths = fetcher(name, root)
-    console.print(f"fetched {name} into {root}: {len(paths) if paths else 0} item(s)")
+            raise RegistryError(f"no model or reward named {name!r}" + (f"; did you mean {hints[0]!r}?" if hints
+                                else "") + " (a Hugging Face repo id is OWNER/REPO[@revision])")
+    if dry_run:
+        for plan in done:
+            console.print(plan.render(), highlight=False)
+        return
+    console.print(f"fetched {name} into {root}: {len(done) if done else 0} item(s)")
 
 
 @app.command("verify")

@@ -13,13 +13,16 @@ IDENTITY_FIELDS = ("model", "seed", "lora", "overrides", "weights", "dtype", "sa
 
 @dataclass(frozen=True)
 class ModelOverrides:
-    """Sampling settings that replace the model entry's defaults (None = keep the entry's value)."""
+    """Sampling settings that replace the model entry's defaults (None = keep the entry's value); ``eval`` exposes
+    each as a flag (``--steps --guidance --eta --sampler --height --width --sigmas``)."""
 
     height: int | None = None
     width: int | None = None
     steps: int | None = None
     eta: float | None = None
     guidance: float | None = None
+    sampler: str | None = None
+    sigmas: tuple[float, ...] | None = None
 
     def as_kwargs(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -30,7 +33,8 @@ class EvalConfig:
     """One evaluation run.
 
     Attributes:
-        model: model registry name or ``"module:Attr"`` plugin.
+        model: model registry name, ``"module:Attr"`` plugin, local diffusers folder or Hugging Face repo id
+            ``OWNER/REPO[@revision]`` (``models.resolve``).
         suites: suite names; each is scored with ``rewards`` or, when empty, its manifest's default rewards.
         rewards: rewards applied to every suite (overrides the suites' defaults).
         benchmark: a preset routing of suites to rewards (e.g. ``rtdmd-paper``); replaces suites/rewards.
@@ -41,7 +45,8 @@ class EvalConfig:
         device: ``auto`` (cuda if available), ``cpu``, ``cuda``, ``cuda:1``...
         dtype: None = the model's dtype on GPU, float32 on CPU.
         weights: weights root, ``tiny``, or None for ``$RTDMD_BENCH_WEIGHTS``.
-        lora: extra LoRA files merged after the model entry's own stack.
+        lora: extra LoRAs merged after the model entry's own stack (``models.lora_refs``: paths relative to the
+            current directory, hub files ``OWNER/REPO:file[@rev]``, each with an optional ``:SCALE``).
         overrides: sampling overrides.
         bootstrap_resamples: resamples of the prompt bootstrap CI.
         reward_options: per reward, its options (``--set reward_options.ocr.model=ppocrv4-en``); names are
@@ -65,3 +70,39 @@ class EvalConfig:
     bootstrap_resamples: int = 1000
     reward_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     out: str = "runs/latest"
+
+
+# Fields that define WHICH images and scores a ``score`` run holds (``rundir.prepare``).
+SCORE_IDENTITY_FIELDS = ("images", "suite", "layout", "mapping", "weights", "reward_options")
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """One ``rtdmd-bench score`` run: a folder of images made elsewhere, scored like ``eval`` scores its own.
+
+    Attributes:
+        images: the images folder (``eval.image_layouts``).
+        suite: the suite whose prompts the images were made from.
+        rewards: rewards (default: the suite's).
+        layout: ``auto`` | ``geneval`` | ``harness`` | ``flat``.
+        mapping: CSV/JSONL file naming each image's prompt (flat layout).
+        name: what made the images (recorded as the model name; default ``external images (<folder>)``).
+        limit: first N prompts of the suite (None = all).
+        samples_per_prompt: images per prompt to score (None = all found).
+        batch_size, device, weights, reward_options, bootstrap_resamples, out: as ``EvalConfig``.
+    """
+
+    images: str = ""
+    suite: str = ""
+    rewards: tuple[str, ...] = ()
+    layout: str = "auto"
+    mapping: str | None = None
+    name: str | None = None
+    limit: int | None = None
+    samples_per_prompt: int | None = None
+    batch_size: int = 4
+    device: str = "auto"
+    weights: str | None = None
+    reward_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bootstrap_resamples: int = 1000
+    out: str = "runs/score"

@@ -126,8 +126,9 @@ def make_plan(cfg: EvalConfig) -> Plan:
         raise ValueError(f"--dtype {cfg.dtype!r} is not supported; use one of {', '.join(EVAL_DTYPES)}")
     parallel.check_device(cfg.device)
     from rtdmd_bench.models import resolve_spec
+    from rtdmd_bench.weights import resolve_root
 
-    resolve_spec(cfg.model, **cfg.overrides.as_kwargs())
+    resolve_spec(cfg.model, resolve_root(cfg.weights) if cfg.weights != "tiny" else None, **cfg.overrides.as_kwargs())
     route = routing(cfg)
     check_rewards(route, cfg.reward_options)
     items, suites, used = [], {}, {}

@@ -18,8 +18,9 @@ class RunDirError(RuntimeError):
     """Unusable output directory (unwritable, or holding a different run)."""
 
 
-def prepare(out: Path, cfg: EvalConfig, force: bool, is_main: bool) -> None:
-    """Create ``out`` (checking it is writable) and refuse a dir that holds a different run unless ``force``."""
+def prepare(out: Path, cfg: EvalConfig, force: bool, is_main: bool, identity: tuple[str, ...] = IDENTITY_FIELDS) -> None:
+    """Create ``out`` (checking it is writable) and refuse a dir that holds a different run (a config that differs
+    in an ``identity`` field) unless ``force``."""
     import yaml
 
     try:
@@ -33,8 +34,8 @@ def prepare(out: Path, cfg: EvalConfig, force: bool, is_main: bool) -> None:
     if saved.is_file() and not force:
         old = yaml.safe_load(saved.read_text()) or {}
         new = to_dict(cfg)
-        defaults = to_dict(EvalConfig())  # a key added after the run was made holds its default there
-        diff = [k for k in IDENTITY_FIELDS if old.get(k, defaults[k]) != new.get(k)]
+        defaults = to_dict(type(cfg)())  # a key added after the run was made holds its default there
+        diff = [k for k in identity if old.get(k, defaults[k]) != new.get(k)]
         if diff:
             details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
             raise RunDirError(
@@ -44,6 +45,20 @@ def prepare(out: Path, cfg: EvalConfig, force: bool, is_main: bool) -> None:
         from rtdmd_bench.config import save
 
         save(cfg, saved)
+
+
+def check_model_identity(out: Path, name: str, origin: str) -> None:
+    """Refuse to resume a run whose images came from another content of the same ``--model`` (a local folder
+    whose files changed, a hub id now resolving to another commit): its cached images would be mixed in."""
+    import json
+
+    path = out / "model.json"
+    if origin not in ("folder", "hub") or not path.is_file():
+        return
+    old = json.loads(path.read_text()).get("name")
+    if old and old != name:
+        raise RunDirError(f"{out} holds images of {old}, but --model now resolves to {name} (the folder's files or "
+                          f"the hub revision changed). Use another --out, or --force to reuse it.")
 
 
 def image_ok(out: Path, rec: dict[str, Any] | None) -> bool:
@@ -75,6 +90,14 @@ def hardware(device: str) -> dict[str, Any]:
     return info
 
 
+def _file_sha256(spec: Any) -> str:
+    """The actual sha256 of a suite's prompt file when its manifest pins none (user suites)."""
+    from rtdmd_bench.io import sha256_file
+
+    path = spec.installed_path()
+    return sha256_file(path) if path else ""
+
+
 def assemble(cfg: EvalConfig, plan, model_info: dict[str, Any], entries: dict[str, Any],
              run_stats: dict[str, Any], tiny: bool, reward_info: dict[str, dict[str, Any]] | None = None
              ) -> dict[str, Any]:
@@ -88,10 +111,12 @@ def assemble(cfg: EvalConfig, plan, model_info: dict[str, Any], entries: dict[st
     for name, spec in plan.suites.items():
         used = plan.n_prompts_used[name]
         suites[spec.id] = {
-            "name": spec.name, "version": spec.version, "sha256": spec.sha256, "n_prompts": spec.n_prompts,
+            "name": spec.name, "version": spec.version, "sha256": spec.sha256 or _file_sha256(spec),
+            "n_prompts": spec.n_prompts or used,
             "n_prompts_used": used, "limit": cfg.limit,
             "images_per_prompt": cfg.samples_per_prompt or spec.images_per_prompt,
             "prompt_ids": f"first {used} prompts of the file (ids 0..{used - 1})", "source": spec.source,
+            **({"user_suite": True} if getattr(spec, "user_suite", False) else {}),
         }
     names = sorted({r for rs in plan.rewards.values() for r in rs})
     rewards = {n: {"version": s.version, "units": s.units, "higher_is_better": s.higher_is_better,

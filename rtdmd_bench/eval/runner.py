@@ -12,7 +12,6 @@ rounding in batched matmuls (~1e-6, so a PNG pixel may differ by 1/255).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import time
@@ -22,6 +21,8 @@ from typing import Any
 
 from rtdmd_bench.eval.config import EvalConfig
 from rtdmd_bench.eval.plan import Plan, WorkItem, make_plan
+from rtdmd_bench.eval.scoring import sample_record as _record
+from rtdmd_bench.eval.scoring import score_batch as _score
 from rtdmd_bench.hf import quiet_hf
 
 
@@ -86,41 +87,6 @@ def _torch_dtype(name: str | None):
     if not isinstance(dtype, torch.dtype):
         raise ValueError(f"unknown dtype {name!r} (use float32, bfloat16 or float16)")
     return dtype
-
-
-def _score(workers: _Workers, names: tuple[str, ...], items: list[WorkItem], images) -> dict[str, Any]:
-    """Scores of a batch for each reward: {reward: (scores list, valid list, parts, extras)}."""
-    import math
-
-    import torch
-
-    out = {}
-    prompts = [it.prompt for it in items]
-    meta = [it.metadata for it in items]
-    for name in names:
-        reward = workers.reward(name)
-        with torch.inference_mode():
-            res = reward(images.to(workers.device), prompts, meta)
-        scores = [float(s) for s in res.scores.float().cpu()]
-        valid = [bool(v) and math.isfinite(s) for v, s in zip(res.valid.cpu().tolist(), scores)]
-        parts = {k: [float(x) if math.isfinite(float(x)) else None for x in v.float().cpu()]
-                 for k, v in res.parts.items()}
-        out[name] = (scores, valid, parts, res.extras)
-    return out
-
-
-def _record(item: WorkItem, base: dict[str, Any] | None, scored: dict[str, Any], i: int) -> dict[str, Any]:
-    rec = dict(base) if base else {}
-    rec.update(suite=item.suite, suite_version=item.suite_id.split("@", 1)[1], prompt_id=item.prompt_id,
-               sample_idx=item.sample_idx, prompt=item.prompt, seed=item.seed, tag=item.tag)
-    for field in ("scores", "valid", "parts", "extras"):
-        rec[field] = dict(rec.get(field, {}))
-    for name, (scores, valid, parts, extras) in scored.items():
-        rec["scores"][name] = scores[i] if valid[i] else None
-        rec["valid"][name] = valid[i]
-        rec["parts"][name] = {k: v[i] for k, v in parts.items()}
-        rec["extras"][name] = {k: v[i] for k, v in extras.items()}
-    return rec
 
 
 def global_batches(plan: Plan, size: int) -> list[list[WorkItem]]:
@@ -282,21 +248,13 @@ def evaluate(cfg: EvalConfig, generator=None, force: bool = False, progress: boo
 def _finalize(cfg: EvalConfig, plan: Plan, out: Path, world: int, stats_total: dict[str, float], wall: float,
               device: str, tiny: bool) -> dict[str, Any]:
     from rtdmd_bench.eval import rundir
-    from rtdmd_bench.eval.aggregate import entry
     from rtdmd_bench.eval.journal import load_all, write_samples
+    from rtdmd_bench.eval.scoring import reward_entries
     from rtdmd_bench.io import atomic_write_json
-    from rtdmd_bench.rewards import reward_identity, reward_spec
 
     merged = load_all(out)
     write_samples(out, merged)
-    info = {name: reward_identity(name, cfg.weights, cfg.reward_options.get(name))
-            for name in dict.fromkeys(n for names in plan.rewards.values() for n in names)}
-    entries = {}
-    for suite, names in plan.rewards.items():
-        recs = [merged[it.key] for it in plan.items if it.suite == suite and it.key in merged]
-        for name in names:
-            spec = dataclasses.replace(reward_spec(name), version=info[name]["version"], units=info[name]["units"])
-            entries[f"{suite}/{name}"] = entry(recs, plan.suites[suite], name, spec, cfg.bootstrap_resamples)
+    entries, info = reward_entries(plan, merged, cfg.weights, cfg.reward_options, cfg.bootstrap_resamples)
     model_path = out / "model.json"
     model_info = json.loads(model_path.read_text()) if model_path.is_file() else {"name": cfg.model}
     n_gen = int(stats_total.get("images_generated", 0))

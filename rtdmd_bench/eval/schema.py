@@ -9,12 +9,20 @@ git_hash          str|null commit of the harness that produced the run
 created           str      ISO-8601 UTC time the results were written
 tiny_weights      bool     true when every number comes from tiny random weights (never mix with real ones)
 config            object   the resolved EvalConfig (also saved as config.yaml in the run dir)
-model             object   generator.describe(): name, family, base, revision, weights_dir, lora [{path, sha256,
-                           training?}], nfe, steps, sigmas, eta, guidance, height, width, dtype, sampler, tiny;
-                           training_rewards [names] when a LoRA carries a training.json (rtdmd-bench train
-                           writes one): compare's reward-hacking check reads it
+model             object   generator.describe(): name, family, base, revision, weights_dir, origin, lora [{path,
+                           sha256, scale?, hub?, training?}], nfe, steps, sigmas, eta, guidance, height, width,
+                           dtype, sampler, tiny; training_rewards [names] when a LoRA carries a training.json
+                           (rtdmd-bench train writes one): compare's reward-hacking check reads it.
+                           origin "registry": a catalogue/plugin entry; "hub": base = repo id, revision = the
+                           resolved commit, weights_dir null; "folder": content_sha256 of the loaded files,
+                           weights_dir null (results never hold a machine-specific model path).
+                           origin "external images" (rtdmd-bench score): name, images_folder (its name only),
+                           layout, mapping, content_sha256 (over image paths + sha256), n_images, height/width
+                           (null when mixed), generated_by (the producing run's model when known), nfe/guidance
+                           from it or null
 suites            object   "name@version" -> {name, version, sha256, n_prompts (in the file), n_prompts_used,
-                           images_per_prompt, limit (null = all prompts), prompt_ids ("first N" note), source}
+                           images_per_prompt, limit (null = all prompts), prompt_ids ("first N" note), source,
+                           user_suite (true for a suite without a pinned checksum; sha256 is then the file's)}
 rewards           object   reward name -> {version, units, higher_is_better, differentiable, options} (version and
                            units as the reward's options make them, e.g. GenEval2 "am"); OCR adds files
                            [{name, bytes, sha256}] of the detector and recogniser that read the images
@@ -38,13 +46,14 @@ results           object   "suite/reward" -> entry:
                                atoms of the skill, CI over prompts); {} for other rewards
 run               object   world_size, hardware {platform, python, torch, device, gpu}, wall_time_s,
                            generation_time_s, scoring_time_s, images_generated, images_total, images_per_s,
-                           seed, bootstrap_resamples
+                           seed (null for external images), bootstrap_resamples
 
 samples.jsonl: one JSON object per image, sorted by (suite, prompt_id, sample_idx)
 -------------------------------------------------------------------------------
-suite, suite_version, prompt_id (int), sample_idx (int), prompt, seed (int), tag (str|null),
-image (path relative to the run dir), image_sha256, scores {reward: float|null}, valid {reward: bool},
-parts {reward: {part: float}}, extras {reward: {key: json}}, gen_time_s (float, per image share of its batch)
+suite, suite_version, prompt_id (int), sample_idx (int), prompt, seed (int; null for external images), tag
+(str|null), image (path relative to the run dir), image_sha256, scores {reward: float|null}, valid {reward: bool},
+parts {reward: {part: float}}, extras {reward: {key: json}}, gen_time_s (float, per image share of its batch; 0
+for external images), source (external images only: the file's path relative to the scored folder)
 """
 
 from __future__ import annotations
@@ -91,7 +100,7 @@ SAMPLE_KEYS: dict[str, type | tuple[type, ...]] = {
     "prompt_id": int,
     "sample_idx": int,
     "prompt": str,
-    "seed": int,
+    "seed": (int, type(None)),
     "tag": (str, type(None)),
     "image": str,
     "image_sha256": str,

@@ -47,7 +47,7 @@ from typing import Any
 from rtdmd_bench.models.spec import ModelSpec  # noqa: F401
 from rtdmd_bench.registry import Registry
 
-MODELS: Registry[ModelSpec] = Registry("model")
+MODELS: Registry[ModelSpec] = Registry("model", entry_point_group="rtdmd_bench.models", spec_type=ModelSpec)
 
 
 def _write_tiny_models(root: Path) -> None:
@@ -65,41 +65,47 @@ TINY_PART = ("models", _write_tiny_models)  # the generators' part of ``--weight
 from rtdmd_bench.models import catalog as _catalog  # noqa: E402,F401  (fills MODELS)
 
 
-def resolve_spec(name: str, **overrides: Any) -> ModelSpec | None:
+def resolve_spec(name: str, weights_root: str | Path | None = None, **overrides: Any) -> ModelSpec | None:
     """The ``ModelSpec`` a build of ``name`` would use, overrides applied and checked (no torch, no weights): the
-    validation ``eval`` runs before anything loads. A ``module:Attr`` plugin must have ``from_weights``; one without
-    a class-level ``spec`` returns None (it owns its settings).
+    validation ``eval`` runs before anything loads. ``name`` is anything ``--model`` takes (``models.resolve``: a
+    hub repo id is looked up in the Hugging Face cache, then under ``weights_root``, then downloaded). A
+    ``module:Attr`` plugin must have ``from_weights``; one without a class-level ``spec`` returns None (it owns its
+    settings).
 
     Raises:
-        RegistryError: unknown name, or a plugin that is not a generator. ValueError / TypeError: bad overrides.
+        RegistryError: unknown name, or a plugin that is not a generator. ValueError / TypeError: bad overrides, a
+            folder that is not a diffusers pipeline, a hub id neither cached nor downloadable.
     """
     from rtdmd_bench.models.common import normalise_spec
+    from rtdmd_bench.models.resolve import resolve_model
     from rtdmd_bench.registry import RegistryError
 
     if name in MODELS:
         return normalise_spec(MODELS.spec(name), overrides)
-    target = MODELS.get(name)
-    if not callable(getattr(target, "from_weights", None)):
+    resolved = resolve_model(name, weights_root)
+    if resolved.target is not None and not callable(getattr(resolved.target, "from_weights", None)):
         raise RegistryError(f"model plugin {name!r} is not a generator: it has no from_weights(spec, root, ...) "
                             f"(subclass rtdmd_bench.models.common.FlowGenerator, or see docs/extending.md)")
-    spec = getattr(target, "spec", None)
-    return normalise_spec(spec, overrides) if isinstance(spec, ModelSpec) else None
+    return normalise_spec(resolved.spec, overrides) if isinstance(resolved.spec, ModelSpec) else None
 
 
 def build(name: str, weights: str | Path | None = None, device: Any = "cpu", dtype: Any = None,
           lora: Sequence[str] = (), **overrides: Any):
-    """Build generator ``name`` (registry name or ``"module:Attr"`` plugin) from the weights root.
+    """Build generator ``name`` from the weights root.
 
     Args:
-        name: model name.
+        name: a registry name, a ``"module:Attr"`` plugin, a local diffusers folder or a Hugging Face repo id
+            ``OWNER/REPO[@revision]`` (``models.resolve``).
         weights: weights root, ``"tiny"``, or None for ``$RTDMD_BENCH_WEIGHTS``.
         device: torch device; dtype defaults to the spec's on GPU and float32 on CPU.
-        lora: extra LoRA files/dirs merged after the spec's own stack (absolute or root-relative).
-        **overrides: ModelSpec fields to override (height, width, steps, eta, guidance, ...).
+        lora: extra ``--lora`` references merged after the spec's own stack (``models.lora_refs``: paths relative to
+            the current directory, hub files ``OWNER/REPO:file[@rev]``, each with an optional ``:SCALE``).
+        **overrides: ModelSpec fields to override (height, width, steps, eta, guidance, sampler, sigmas, ...).
     """
+    from rtdmd_bench.models.resolve import resolve_model
     from rtdmd_bench.weights import resolve_root
 
-    target = MODELS.get(name)
-    spec = MODELS.spec(name) if name in MODELS else getattr(target, "spec", None)
-    return target.from_weights(spec, resolve_root(weights, TINY_PART), device=device, dtype=dtype, lora=tuple(lora),
-                               **overrides)
+    root = resolve_root(weights, TINY_PART)
+    resolved = resolve_model(name, root)
+    target = resolved.target or MODELS.get(name if name in MODELS else resolved.spec.target)  # hub/folder: the family's
+    return target.from_weights(resolved.spec, root, device=device, dtype=dtype, lora=tuple(lora), **overrides)

@@ -77,14 +77,35 @@ def cfg_combine(v_uncond: Any, v_cond: Any, scale: float) -> Any:
     return v_uncond + scale * (v_cond - v_uncond)
 
 
+def check_sigmas(sigmas: Sequence[float]) -> tuple[float, ...]:
+    """An explicit schedule without its terminal 0: strictly decreasing levels in (0, 1].
+
+    Raises:
+        ValueError: empty, out of (0, 1], or not strictly decreasing (the message shows the list).
+    """
+    levels = [float(s) for s in sigmas]
+    if levels and levels[-1] == 0.0:
+        levels = levels[:-1]
+    if not levels or any(not 0.0 < s <= 1.0 for s in levels) or any(a <= b for a, b in zip(levels, levels[1:])):
+        raise ValueError(f"--sigmas must be strictly decreasing levels in (0, 1] (a final 0 is optional), "
+                         f"got {list(sigmas)}")
+    return tuple(levels)
+
+
 def normalise_spec(spec: ModelSpec, overrides: dict[str, Any]) -> ModelSpec:
-    """Apply overrides; a CPS ``steps`` override without a ``step_list`` gets the evenly spaced list."""
+    """Apply overrides; a CPS ``steps`` override without a ``step_list`` gets the evenly spaced list; explicit
+    ``sigmas`` set ``steps`` to their count."""
     fields = {f.name for f in dataclasses.fields(ModelSpec)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise TypeError(f"unknown model override(s) {unknown}; valid: {sorted(fields - {'name', 'target'})}")
     spec = dataclasses.replace(spec, **overrides)
-    if spec.sampler == "cps" and len(spec.step_list) != spec.steps:
+    if spec.sigmas:
+        levels = check_sigmas(spec.sigmas)
+        if "steps" in overrides and overrides["steps"] != len(levels):
+            raise ValueError(f"--steps {overrides['steps']} but --sigmas lists {len(levels)} levels")
+        spec = dataclasses.replace(spec, sigmas=levels, steps=len(levels))
+    elif spec.sampler == "cps" and len(spec.step_list) != spec.steps and spec.steps >= 1:
         if "step_list" in overrides:
             raise ValueError(f"steps={spec.steps} but step_list has {len(spec.step_list)} entries")
         spec = dataclasses.replace(spec, step_list=tuple(float(sigma_to_timestep(1 - i / spec.steps))
@@ -129,6 +150,13 @@ def load_pipeline(pipeline_class: str, folder: Path, dtype: Any, name: str) -> A
             f"model; re-download with `rtdmd-bench weights fetch {name}` (or check the folder's files).") from exc
 
 
+def _in_root(root: Path, ref: Any) -> Any:
+    """A catalogue LoRA (a root-relative path string) as a reference recorded by that relative path."""
+    from rtdmd_bench.models.lora_refs import LoraRef
+
+    return LoraRef(ref, root / ref, 1.0, "catalogue") if isinstance(ref, str) else ref
+
+
 class FlowGenerator:
     """Base adapter. Build with ``from_weights``; see ``rtdmd_bench.models`` for the public API."""
 
@@ -148,17 +176,21 @@ class FlowGenerator:
     @classmethod
     def from_weights(cls, spec: ModelSpec, root: str | Path, device: Any = "cpu", dtype: Any = None,
                      lora: Sequence[str] = (), **overrides: Any) -> FlowGenerator:
-        """Load ``root / spec.weights_dir`` offline, merge ``spec.lora`` then ``lora`` in order, freeze everything."""
+        """Load ``root / spec.weights_dir`` offline, merge ``spec.lora`` then ``lora`` in order, freeze everything.
+
+        ``lora`` entries are ``--lora`` arguments (``models.lora_refs``: a path relative to the current directory, a
+        hub reference ``OWNER/REPO:file[@rev]``, each with an optional ``:SCALE``).
+        """
         import torch
 
         from rtdmd_bench.models.lora import merge_lora_stack
+        from rtdmd_bench.models.lora_refs import resolve_loras
         from rtdmd_bench.weights import require_files
 
         spec = normalise_spec(spec, overrides)
         root = Path(root)
         require_files(root, [f"{spec.weights_dir}/model_index.json", *spec.lora], spec.name)
-        extra_lora = [p if Path(p).is_absolute() else str(root / p) for p in lora]
-        require_files(root, extra_lora, spec.name)  # root / "/abs/path" is "/abs/path"
+        refs = list(spec.lora) + resolve_loras(lora, root)  # catalogue paths are root-relative
         dtype = dtype or torch_dtype(spec.dtype, device)
         pipe = load_pipeline(FAMILIES.spec(spec.family).pipeline_class, root / spec.weights_dir, dtype, spec.name)
         pipe.to(device)
@@ -166,9 +198,9 @@ class FlowGenerator:
             if isinstance(module, torch.nn.Module):
                 module.eval().requires_grad_(False)  # trainers enable what they train (LoRA)
         extras = dict(spec.extra)
-        records = merge_lora_stack(pipe.transformer, [str(root / p) for p in spec.lora] + extra_lora,
+        records = merge_lora_stack(pipe.transformer, [_in_root(root, r) for r in refs],
                                    rank=int(extras.get("lora_rank", 32)), alpha=float(extras.get("lora_alpha", 64)),
-                                   converter=getattr(type(pipe), "lora_state_dict", None))
+                                   converter=getattr(type(pipe), "lora_state_dict", None), family=spec.family)
         return cls(spec, pipe, root=root, device=device, dtype=dtype, lora_records=records)
 
     def option(self, key: str, default: Any = None) -> Any:
@@ -225,7 +257,10 @@ class FlowGenerator:
     # ------------------------------------------------------------------------------------------ sampling
     @property
     def sigmas(self) -> list[float]:
-        """The spec's schedule with the terminal 0: CPS few-step sigmas, or the family's Euler schedule."""
+        """The spec's schedule with the terminal 0: explicit ``sigmas``, CPS few-step levels, or the family's Euler
+        schedule."""
+        if self.spec.sigmas:
+            return with_terminal_zero(list(self.spec.sigmas))
         if self.spec.sampler == "cps":
             return self.cps_sigmas()
         return self.euler_sigmas(self.spec.steps)
@@ -291,6 +326,9 @@ class FlowGenerator:
     def describe(self) -> dict[str, Any]:
         """Provenance for results.json ``model``.
 
+        Hub and folder models (``spec.origin``) are identified by ``base`` + the resolved commit ``revision`` or by
+        ``content_sha256``, never by their machine-specific folder (``weights_dir`` is null for them). A LoRA is
+        recorded by the reference it was given as (plus ``scale`` when not 1 and ``hub`` for hub files).
         A LoRA with a ``training.json`` beside it adds ``training`` (that file's content, path and sha256) to its
         ``lora`` entry, and the stack's optimised reward names become ``training_rewards`` (read by the
         reward-hacking check of ``rtdmd-bench report compare``); without one, neither key appears.
@@ -299,13 +337,14 @@ class FlowGenerator:
         from rtdmd_bench.weights import is_tiny
 
         s = self.spec
-        loras = [{"path": r["path"], "sha256": r["sha256"], **({"training": r["training"]} if r.get("training") else {})}
+        loras = [{k: r[k] for k in ("path", "sha256", "scale", "hub", "training") if r.get(k) is not None}
                  for r in self.lora_records]
         trained = {"training_rewards": training_reward_names(self.lora_records)} if any(
             r.get("training") for r in self.lora_records) else {}
+        source = {"origin": s.origin, **({"content_sha256": s.content_sha256} if s.content_sha256 else {})}
         return {"name": s.name, "family": s.family, "base": s.hub_id, "revision": s.revision,
-                "weights_dir": s.weights_dir, "lora": loras,
-                "nfe": s.nfe, "steps": s.steps, "step_list": list(s.step_list) if s.sampler == "cps" else None,
-                "sigmas": self.sigmas, "eta": s.eta if s.sampler == "cps" else 0.0, "guidance": s.guidance,
+                "weights_dir": s.weights_dir if s.origin == "registry" else None, **source, "lora": loras,
+                "nfe": s.nfe, "steps": s.steps, "step_list": list(s.step_list) if s.sampler == "cps" and not s.sigmas
+                else None, "sigmas": self.sigmas, "eta": s.eta if s.sampler == "cps" else 0.0, "guidance": s.guidance,
                 "height": s.height, "width": s.width, "dtype": str(self.dtype).replace("torch.", ""),
                 "sampler": s.sampler, "tiny": bool(s.tiny or is_tiny(self.root)), **trained}

@@ -12,7 +12,10 @@ and registers its spec(s) in ``FAMILIES``; ``models/catalog.py`` imports the fam
 * sigma schedules: ``shift_sigmas`` (few-step CPS levels, ALGORITHM.md §1.3) and ``euler_kwargs`` (the family's
   standard multi-step FlowMatch-Euler schedule, as its diffusers pipeline sets it);
 * LoRA target modules of the generator and fake score (§3.1);
-* the tiny preset: catalogue name and a builder of the real pipeline class with a tiny config.
+* the tiny preset: catalogue name and a builder of the real pipeline class with a tiny config;
+* sampling defaults for a checkpoint outside the catalogue (a hub repo id or a local folder given to ``--model``):
+  ``defaults``, the first ``SamplingDefaults`` whose ``when(model_index, transformer_config)`` holds (FLUX.2-klein
+  ``is_distilled``: 4 Euler steps without CFG; the base model: 50 steps, CFG 4).
 
 ``flow.py`` keeps only family-free math. Adding a family is one new module, its catalogue entries and its
 tests (``docs/extending.md``); the test suite parametrises over ``FAMILIES``.
@@ -45,6 +48,35 @@ class TinyPreset:
 
 
 @dataclass(frozen=True)
+class SamplingDefaults:
+    """Sampling settings a family gives a checkpoint that is not in the catalogue (``ModelSpec`` field values).
+
+    Attributes:
+        label: what kind of checkpoint gets them (``distilled``, ``base``), shown by ``rtdmd-bench list families``.
+        when: ``(model_index, transformer_config) -> bool``; the first matching entry of ``FamilySpec.defaults`` wins.
+        sampler / steps / guidance / eta: as ``ModelSpec``.
+        extra: ``ModelSpec.extra`` pairs (``max_sequence_length``).
+    """
+
+    label: str
+    sampler: str
+    steps: int
+    guidance: float
+    eta: float = 0.0
+    when: Callable[[Mapping[str, Any], Mapping[str, Any]], bool] = field(default=lambda mi, tc: True)
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    def fields(self) -> dict[str, Any]:
+        """The ``ModelSpec`` fields these defaults set."""
+        return {"sampler": self.sampler, "steps": self.steps, "guidance": self.guidance, "eta": self.eta,
+                "extra": self.extra}
+
+    def describe(self) -> str:
+        """``distilled: euler_cfg 4 steps, guidance 1``."""
+        return f"{self.label}: {self.sampler} {self.steps} steps, guidance {self.guidance:g}"
+
+
+@dataclass(frozen=True)
 class FamilySpec(Spec):
     """One generator family. ``target`` is its adapter class (``models.common.FlowGenerator`` subclass).
 
@@ -61,6 +93,7 @@ class FamilySpec(Spec):
         samplers: supported ``ModelSpec.sampler`` values.
         resolution_multiple: height and width must be multiples of this (VAE factor × patch size).
         latent: shape of a latent in words (docs).
+        defaults: sampling defaults for checkpoints outside the catalogue, first match wins (``sampling_defaults``).
     """
 
     pipeline_class: str = ""
@@ -75,10 +108,24 @@ class FamilySpec(Spec):
     samplers: tuple[str, ...] = SAMPLERS
     resolution_multiple: int = 16
     latent: str = ""
+    defaults: tuple[SamplingDefaults, ...] = ()
 
     def summary(self) -> dict[str, str]:
         return {"pipeline": self.pipeline_class, "timestep": self.timestep, "guidance": self.guidance,
-                "samplers": ",".join(self.samplers), "tiny": self.tiny.name if self.tiny else "-"}
+                "samplers": ",".join(self.samplers), "tiny": self.tiny.name if self.tiny else "-",
+                "defaults (hub id / folder)": "; ".join(d.describe() for d in self.defaults) or "-"}
+
+    def sampling_defaults(self, model_index: Mapping[str, Any], transformer_config: Mapping[str, Any]) -> SamplingDefaults:
+        """The first ``defaults`` entry that applies to this checkpoint.
+
+        Raises:
+            ValueError: the family declares none that applies (a family must end with a catch-all entry).
+        """
+        for d in self.defaults:
+            if d.when(model_index, transformer_config):
+                return d
+        raise ValueError(f"family {self.name!r} has no sampling defaults for this checkpoint; pass --steps, "
+                         f"--guidance and --sampler explicitly")
 
     def timestep_input(self, sigma: Any, dtype: Any) -> Any:
         """The transformer's ``timestep`` argument for levels ``sigma`` (fp32 ``[B]``): ``1000σ`` or the quantised σ."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from rtdmd_bench.flow import dynamic_shift, sigma_batch
 from rtdmd_bench.models.common import Cond, FlowGenerator
-from rtdmd_bench.models.family import FAMILIES, FamilySpec, TinyPreset
+from rtdmd_bench.models.family import FAMILIES, FamilySpec, SamplingDefaults, TinyPreset
 
 VAE_SCALE = 8
 
@@ -139,10 +139,17 @@ def build_tiny():
                         text_encoder_2=t5_encoder(tok2, 32), tokenizer_2=tok2)
 
 
+# Checkpoints outside the catalogue: a guidance-embedding model is guidance-distilled like FLUX.1-dev (50 Euler
+# steps at distilled guidance 3.5), one without it is timestep-distilled like FLUX.1-schnell (4 steps, T5 length 256).
+DEFAULTS = (
+    SamplingDefaults("guidance-distilled (dev)", "euler_cfg", 50, 3.5, when=lambda mi, tc: bool(tc.get("guidance_embeds"))),
+    SamplingDefaults("timestep-distilled (schnell)", "euler_cfg", 4, 1.0, extra=(("max_sequence_length", 256),)),
+)
 FLUX1 = FAMILIES.add(FamilySpec(
     name="flux1", target="rtdmd_bench.models.flux1:Flux1Generator",
     description="FLUX.1 (dev/schnell): MMDiT + single blocks, CLIP-L + T5, guidance embedding, dynamic shift",
     pipeline_class="FluxPipeline", recognise=lambda mi, tc: mi.get("_class_name") == "FluxPipeline",
     timestep="quantized_sigma", guidance="embedded", shift_sigmas=shift_sigmas, euler_kwargs=euler_kwargs,
     lora_targets=lora_targets, tiny=TinyPreset("tiny-flux1", build_tiny, "FLUX.1-dev (guidance embedding)"),
+    defaults=DEFAULTS,
     latent="[B, 16, H/8, W/8] packed 2×2 into [B, HW/4, 64] tokens inside predict_velocity"))

@@ -17,7 +17,7 @@ from typing import Any
 
 from rtdmd_bench.flow import dynamic_shift, sigma_batch
 from rtdmd_bench.models.common import Cond, FlowGenerator, cfg_combine
-from rtdmd_bench.models.family import FAMILIES, FamilySpec, TinyPreset
+from rtdmd_bench.models.family import FAMILIES, FamilySpec, SamplingDefaults, TinyPreset
 
 DEFAULT_OUT_LAYERS = (9, 18, 27)
 VAE_SCALE = 8
@@ -186,11 +186,17 @@ def build_tiny():
                               transformer=transformer, is_distilled=True)
 
 
+# Checkpoints outside the catalogue: ``model_index.json`` ``is_distilled`` (Flux2KleinPipeline's config) tells the
+# step-distilled models (4 Euler steps, no CFG) from the base teachers (50 steps, two-pass CFG 4).
+DEFAULTS = (
+    SamplingDefaults("distilled", "euler_cfg", 4, 1.0, when=lambda mi, tc: bool(mi.get("is_distilled"))),
+    SamplingDefaults("base", "euler_cfg", 50, 4.0),
+)
 FLUX2_KLEIN = FAMILIES.add(FamilySpec(
     name="flux2_klein", target="rtdmd_bench.models.flux2_klein:Flux2KleinGenerator",
     description="FLUX.2-klein 4B/9B (distilled and base): Qwen3 text, BN-normalised 128-channel latents",
     pipeline_class="Flux2KleinPipeline", recognise=lambda mi, tc: mi.get("_class_name") == "Flux2KleinPipeline",
     timestep="quantized_sigma", guidance="cfg", shift_sigmas=shift_sigmas, euler_kwargs=euler_kwargs,
     lora_targets=lora_targets,
-    tiny=TinyPreset("tiny-flux2", build_tiny, "FLUX.2-klein (distilled, 27-layer Qwen3)"),
+    tiny=TinyPreset("tiny-flux2", build_tiny, "FLUX.2-klein (distilled, 27-layer Qwen3)"), defaults=DEFAULTS,
     latent="[B, 128, H/16, W/16] (2×2-patchified, BN-normalised); tokens [B, HW, 128]"))

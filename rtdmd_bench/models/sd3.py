@@ -16,7 +16,7 @@ from typing import Any
 
 from rtdmd_bench.flow import sigma_batch, static_shift
 from rtdmd_bench.models.common import Cond, FlowGenerator, cfg_combine
-from rtdmd_bench.models.family import FAMILIES, FamilySpec, TinyPreset
+from rtdmd_bench.models.family import FAMILIES, FamilySpec, SamplingDefaults, TinyPreset
 
 SD3_SHIFT = 3.0  # scheduler.config.shift of SD3-M and SD3.5-M
 LORA_TARGETS = ("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "attn.add_q_proj", "attn.add_k_proj",
@@ -114,11 +114,15 @@ def _is_sd3(model_index: Mapping[str, Any], transformer: Mapping[str, Any], sd35
 _COMMON = {"target": "rtdmd_bench.models.sd3:SD3Generator", "pipeline_class": "StableDiffusion3Pipeline",
            "timestep": "1000_sigma", "guidance": "cfg", "shift_sigmas": shift_sigmas, "lora_targets": lora_targets,
            "latent": "[B, 16, H/8, W/8], (z − shift)·scale"}
+# Checkpoints outside the catalogue: StableDiffusion3Pipeline's own defaults (28 steps, CFG 7, T5 length 256) for
+# SD3; the SD3.5-Medium model card's 40 steps at CFG 4.5 for SD3.5.
+SD3_DEFAULTS = SamplingDefaults("any", "euler_cfg", 28, 7.0, extra=(("max_sequence_length", 256),))
+SD35_DEFAULTS = SamplingDefaults("any", "euler_cfg", 40, 4.5, extra=(("max_sequence_length", 256),))
 SD3 = FAMILIES.add(FamilySpec(
     name="sd3", description="Stable Diffusion 3 (MMDiT, CLIP-L + CLIP-G + T5, static shift 3)",
-    recognise=lambda mi, tc: _is_sd3(mi, tc, sd35=False),
+    recognise=lambda mi, tc: _is_sd3(mi, tc, sd35=False), defaults=(SD3_DEFAULTS,),
     tiny=TinyPreset("tiny-sd3", lambda: build_tiny(False), "SD3"), **_COMMON))
 SD35 = FAMILIES.add(FamilySpec(
     name="sd35", description="Stable Diffusion 3.5 (MMDiT-X: dual attention, RMS qk-norm)",
-    recognise=lambda mi, tc: _is_sd3(mi, tc, sd35=True),
+    recognise=lambda mi, tc: _is_sd3(mi, tc, sd35=True), defaults=(SD35_DEFAULTS,),
     tiny=TinyPreset("tiny-sd35", lambda: build_tiny(True), "SD3.5 (dual attention, RMS qk-norm)"), **_COMMON))

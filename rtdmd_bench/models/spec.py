@@ -22,12 +22,18 @@ class ModelSpec(Spec):
         sampler: ``cps`` (few-step CPS on ``step_list``) or ``euler_cfg`` (the family's multi-step sampler).
         steps: number of sampler steps (NFE per image is ``steps`` or ``2*steps`` with two-pass CFG).
         step_list: few-step timesteps in [0, 1000] turned into sigmas by the family's ``cps_sigmas``.
+        sigmas: an explicit schedule (``--sigmas``: decreasing levels in (0, 1], the terminal 0 optional) that
+            replaces both the CPS levels and the Euler schedule; ``steps`` is then its length.
         eta: CPS stochasticity.
         guidance: CFG scale (two-pass) or distilled guidance value (FLUX.1), 1.0 = off.
         dtype: ``bfloat16`` on GPU by default; CPU always runs float32.
         license: license note of the base weights.
         tiny: built from tiny random weights (never mixed with real results).
         extra: family-specific settings (e.g. ``max_sequence_length``, ``text_encoder_out_layers``).
+        origin: ``registry`` (a catalogue or plugin entry), ``hub`` (a Hugging Face repo id: ``hub_id`` + the resolved
+            commit in ``revision``) or ``folder`` (a local diffusers folder: ``content_sha256``). For ``hub`` and
+            ``folder`` the absolute ``weights_dir`` is machine-specific and never written to results.
+        content_sha256: sha256 over the loaded files of a local folder (``models.resolve.folder_sha256``).
     """
 
     family: str = ""
@@ -41,12 +47,15 @@ class ModelSpec(Spec):
     sampler: str = "cps"
     steps: int = 4
     step_list: tuple[float, ...] = (1000.0, 750.0, 500.0, 250.0)
+    sigmas: tuple[float, ...] = ()
     eta: float = 0.9
     guidance: float = 1.0
     dtype: str = "bfloat16"
     license: str = ""
     tiny: bool = False
     extra: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    origin: str = "registry"
+    content_sha256: str = ""
 
     @property
     def nfe(self) -> int:
@@ -60,6 +69,7 @@ class ModelSpec(Spec):
         return {
             "family": self.family,
             "NFE": str(self.nfe),
+            "steps": str(self.steps),
             "res": f"{self.height}x{self.width}",
             "sampler": f"{self.sampler} eta={self.eta:g}" if self.sampler == "cps" else self.sampler,
             "cfg": f"{self.guidance:g}",

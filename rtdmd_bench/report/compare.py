@@ -142,7 +142,7 @@ def find_mismatches(a: Run, b: Run) -> list[str]:
         out.append(f"suites: {a.label} has {sorted(suites_a)}, {b.label} has {sorted(suites_b)}")
     out += [f"suite {k}: prompt-file sha256 differs" for k in sorted(set(suites_a) & set(suites_b))
             if suites_a[k] != suites_b[k]]
-    if a.seed != b.seed:
+    if a.seed != b.seed and None not in (a.seed, b.seed):  # external images (rtdmd-bench score) have no seed
         out.append(f"seed: {a.label} used {a.seed}, {b.label} used {b.seed}")
     if a.resolution != b.resolution:
         out.append(f"resolution (height, width): {a.label} {a.resolution}, {b.label} {b.resolution}")

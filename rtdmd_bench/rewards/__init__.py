@@ -14,7 +14,7 @@ from typing import Any
 from rtdmd_bench.registry import Registry, RegistryError
 from rtdmd_bench.rewards.spec import RewardSpec
 
-REWARDS: Registry[RewardSpec] = Registry("reward")
+REWARDS: Registry[RewardSpec] = Registry("reward", entry_point_group="rtdmd_bench.rewards", spec_type=RewardSpec)
 
 REWARDS.add(RewardSpec(
     name="jpeg_compressibility", target="rtdmd_bench.rewards.cheap:JpegCompressibility",
@@ -60,7 +60,7 @@ REWARDS.add(RewardSpec(
     version="pickscore_v1", units="exp(logit_scale)*cosine", higher_is_better=True, differentiable=True,
     value_range=(-100.0, 100.0), typical_range=(20.0, 25.0), needs_prompt=True,
     weight_files=(_PICK, _LAION_H),
-    fetch=(("yuvalkirstain/PickScore_v1", "*.json,*.txt,pytorch_model.bin", _PICK),
+    fetch=(("yuvalkirstain/PickScore_v1", "*.json,*.txt,model.safetensors", _PICK),  # not the pickle
            ("laion/CLIP-ViT-H-14-laion2B-s32B-b79K", _CLIP_PROC_FILES, _LAION_H)),
 ))
 REWARDS.add(RewardSpec(

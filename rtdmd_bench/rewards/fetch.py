@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtdmd_bench.rewards import REWARDS
+from rtdmd_bench.weights import WeightsFetchError  # noqa: F401  (raised here; its home is the base layer)
 
 # relative path -> (size in bytes or None, sha256 or None); sources: REWARDS.md §4-§7 (HF pages / measured)
 KNOWN_CHECKSUMS: dict[str, tuple[int | None, str | None]] = {
@@ -22,13 +23,8 @@ KNOWN_CHECKSUMS: dict[str, tuple[int | None, str | None]] = {
     "hpsv2/HPS_v2.1_compressed.pt":
         (1972490005, "c57a38fb4a2f7e7c15bf00da2ea377cdf165448b4dd1052a484c215a998c9837"),
     "imagereward/ImageReward.pt": (None, "d71dc8d4912bc633c06ab8ef1ef6a81e8199d4369f14b47b29baf1d19de561f6"),
-    "PickScore_v1/pytorch_model.bin": (None, "3f0cf1c6e533f478534404cb3ca6938103becbfe4312c6affc077c274a757972"),
 }
 KNOWN_CHECKSUMS.update({dest: (None, sha) for spec in REWARDS for _, sha, dest in spec.fetch_urls})
-
-
-class WeightsFetchError(RuntimeError):
-    """A download failed (no network, offline mode, unknown repo); the message says which file and why."""
 
 
 def fetch_reward_weights(name: str, root: str | Path) -> list[Path]:
@@ -46,6 +42,8 @@ def fetch_reward_weights(name: str, root: str | Path) -> list[Path]:
 def _fetch_hub(name, spec, root: Path) -> list[Path]:
     from huggingface_hub import hf_hub_download, snapshot_download
 
+    from rtdmd_bench.hf import hub_error_line
+
     written = []
     for repo, files, dest in spec.fetch:
         patterns = [f.strip() for f in files.split(",") if f.strip()]
@@ -57,10 +55,9 @@ def _fetch_hub(name, spec, root: Path) -> list[Path]:
                 written.append(Path(snapshot_download(repo, allow_patterns=patterns or None, local_dir=target)))
         except Exception as exc:  # huggingface_hub raises many types (offline, HTTP, DNS)
             raise WeightsFetchError(
-                f"could not download {files or 'the repository'} of {repo} into {target} for reward {name!r}: "
-                f"{type(exc).__name__}: {exc}\nFetching needs network access to huggingface.co "
-                f"(and HF_HUB_OFFLINE unset); alternatively copy the files into that layout by hand."
-            ) from exc
+                f"could not download {files or 'the repository'} of {repo} for reward {name!r}: "
+                f"{hub_error_line(exc)} (fetching needs network access to huggingface.co). Manual alternative: "
+                f"copy those files of https://huggingface.co/{repo} into {target}") from None
     return written
 
 
@@ -75,9 +72,8 @@ def _fetch_url(name: str, url: str, sha256: str, dest: Path, timeout: float = 60
             data = resp.read()
     except OSError as exc:
         raise WeightsFetchError(
-            f"could not download {url} into {dest} for reward {name!r}: {type(exc).__name__}: {exc}\n"
-            f"Fetching needs network access; alternatively copy the file to that path by hand "
-            f"(expected sha256 {sha256}).") from exc
+            f"could not download {url} for reward {name!r}: {type(exc).__name__} (fetching needs network access). "
+            f"Manual alternative: copy the file to {dest} (expected sha256 {sha256})") from None
     got = sha256_bytes(data)
     if got != sha256:
         raise WeightsFetchError(f"{url} has sha256 {got}, expected {sha256}; nothing was written to {dest}")

@@ -10,16 +10,46 @@ from __future__ import annotations
 from pathlib import Path
 
 from rtdmd_bench.registry import Registry, RegistryError
-from rtdmd_bench.suites.manifest import SuiteSpec, data_dir, prompts_dirs, read_manifest  # noqa: F401
+from rtdmd_bench.suites.manifest import (  # noqa: F401
+    SuiteSpec,
+    data_dir,
+    prompts_dirs,
+    read_manifest,
+    user_suites_dir,
+)
 
-SUITES: Registry[SuiteSpec] = Registry("suite")
+
+def _manifest_of(obj) -> SuiteSpec:
+    """A suite plugin given as the path of its ``suite.yaml`` (or of the folder holding it)."""
+    path = Path(obj)
+    return read_manifest(path / "suite.yaml" if path.is_dir() else path)
+
+
+SUITES: Registry[SuiteSpec] = Registry("suite", entry_point_group="rtdmd_bench.suites", spec_type=SuiteSpec,
+                                       adapt=_manifest_of)
+
+
+def add_suites_dir(base: str | Path) -> list[str]:
+    """Register every ``<base>/<name>/suite.yaml`` not registered yet (``--suites-dir``); returns the new names.
+
+    Raises:
+        FileNotFoundError: ``base`` is not a directory.
+    """
+    base = Path(base).expanduser()
+    if not base.is_dir():
+        raise FileNotFoundError(f"--suites-dir {base}: not a directory (expected <dir>/<name>/suite.yaml)")
+    added = []
+    for manifest in sorted(base.glob("*/suite.yaml")):
+        if not SUITES.has_builtin(manifest.parent.name):  # scanning at import must not discover plugins
+            SUITES.add(read_manifest(manifest))
+            added.append(manifest.parent.name)
+    return added
 
 
 def _scan() -> None:
     for base in prompts_dirs():
-        for manifest in sorted(base.glob("*/suite.yaml")):
-            if manifest.parent.name not in SUITES:
-                SUITES.add(read_manifest(manifest))
+        if base.is_dir():
+            add_suites_dir(base)
 
 
 _scan()
@@ -68,6 +98,52 @@ def load_prompt_source(source: str, limit: int = 0):
     if not records:
         raise ValueError(f"no prompts in {source!r}")
     return records
+
+
+def add_user_suite(name: str, file: str | Path, *, rewards: tuple[str, ...] = (), images_per_prompt: int = 1,
+                   tag_field: str | None = None, base: str | Path | None = None) -> Path:
+    """Create a user suite ``<base>/<name>/`` (default: the user suites dir) from a prompt FILE: a copy of the file
+    and a ``suite.yaml`` without a pinned checksum (``user_suite: true``); returns the manifest path.
+
+    Raises:
+        ValueError: a bad name, a suite of that name exists, an unknown file type or a malformed file.
+    """
+    import re
+    import shutil
+
+    import yaml
+
+    from rtdmd_bench.suites.loaders import parse_file
+
+    src = Path(file)
+    if not src.is_file():
+        raise FileNotFoundError(f"prompt file not found: {src}")
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name):
+        raise ValueError(f"suite name {name!r}: use letters, digits, '_', '-', '.'")
+    if name in SUITES:
+        raise ValueError(f"a suite named {name!r} exists already ({SUITES.spec(name).manifest_dir}); pick another name")
+    fmt = FILE_FORMATS.get(src.suffix)
+    if fmt is None:
+        raise ValueError(f"{src}: unknown prompt file type {src.suffix!r}; use one of {sorted(FILE_FORMATS)}")
+    rows = parse_file(src, fmt)  # a malformed file fails here, naming file and line
+    folder = Path(base).expanduser() if base else user_suites_dir()
+    dest = folder / name
+    dest.mkdir(parents=True, exist_ok=False)
+    shutil.copyfile(src, dest / f"prompts{src.suffix}")
+    fields = sorted({k for r in rows for k in r if k != "prompt"})
+    if fmt == "jsonl" and rows and all("tag" in r and "include" in r for r in rows):
+        fmt = "geneval_jsonl"  # GenEval metadata: validated as such, scored by geneval
+        parse_file(src, fmt)
+    if tag_field is None and rows and all("tag" in r for r in rows):
+        tag_field = "tag"
+    manifest = {"name": name, "version": "1", "description": f"user suite from {src.name} ({len(rows)} prompts)",
+                "format": fmt, "file": f"prompts{src.suffix}", "location": "repo", "n_prompts": len(rows),
+                "images_per_prompt": images_per_prompt, "metadata_fields": fields, "tag_field": tag_field,
+                "default_rewards": list(rewards), "source": f"user suite (prompts add from {src.name})",
+                "user_suite": True}
+    (dest / "suite.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    SUITES.add(read_manifest(dest / "suite.yaml"))
+    return dest / "suite.yaml"
 
 
 def _canonical_bytes(spec: SuiteSpec, data: bytes) -> bytes:

@@ -3,7 +3,12 @@
 Manifest keys: name, version, description, format (txt | jsonl | geneval_jsonl | geneval2_jsonl | csv | tsv), file, location
 (``repo``: shipped beside the manifest; ``data``: installed into the user data dir by ``prompts import``),
 sha256, n_prompts, images_per_prompt, metadata_fields, tag_field, default_rewards, source, prompt_column
-(csv/tsv), fetch_url, fetch_dedupe. Unknown keys are errors (strict config loader).
+(csv/tsv), fetch_url, fetch_dedupe, user_suite. Unknown keys are errors (strict config loader).
+
+User suites: a folder ``<dir>/<name>/suite.yaml`` next to its prompt file (``location: repo``), found in the user
+suites dir (``rtdmd-bench prompts add`` writes there: ``$RTDMD_BENCH_DATA/suites``), in every dir of
+``$RTDMD_BENCH_PROMPTS`` (``os.pathsep``-separated) and in ``--suites-dir DIR``. A suite without ``sha256`` is not
+checksum-pinned (``user_suite: true`` says so in results, which record the file's actual sha256 instead).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class SuiteSpec(Spec):
     prompt_column: str = "prompt"
     fetch_url: str | None = None
     fetch_dedupe: bool = False
+    user_suite: bool = False
     manifest_dir: str = ""
 
     @property
@@ -50,7 +56,7 @@ class SuiteSpec(Spec):
             "prompts": str(self.n_prompts),
             "imgs/prompt": str(self.images_per_prompt),
             "rewards": ",".join(self.default_rewards),
-            "installed": "yes" if self.installed_path() else "no (prompts import)",
+            "installed": ("user suite" if self.user_suite else "yes") if self.installed_path() else "no (prompts import)",
         }
 
     def data_path(self) -> Path:
@@ -72,9 +78,15 @@ def data_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".local" / "share" / "rtdmd-bench"
 
 
+def user_suites_dir() -> Path:
+    """Where ``rtdmd-bench prompts add`` creates suites (scanned like the project's ``prompts/``)."""
+    return data_dir() / "suites"
+
+
 def prompts_dirs() -> list[Path]:
-    """Directories scanned for ``*/suite.yaml``: the project's ``prompts/`` and ``$RTDMD_BENCH_PROMPTS``."""
-    dirs = [Path(__file__).resolve().parents[2] / "prompts"]
+    """Directories scanned for ``*/suite.yaml``: the project's ``prompts/``, the user suites dir and
+    ``$RTDMD_BENCH_PROMPTS``."""
+    dirs = [Path(__file__).resolve().parents[2] / "prompts", user_suites_dir()]
     extra = os.environ.get("RTDMD_BENCH_PROMPTS")
     if extra:
         dirs += [Path(p).expanduser() for p in extra.split(os.pathsep) if p]

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from rtdmd_bench import parallel
+from rtdmd_bench.models.lora_export import export_diffusers
 from rtdmd_bench.training import checkpoint, lora
 from rtdmd_bench.training.backbone import Backbone, SampleRNG
 from rtdmd_bench.training.config import EMASection, LoraSection, OptimSection, RunSection
@@ -118,7 +119,8 @@ def start(*, bb: Backbone, cfg_dict: Mapping[str, Any], run: RunSection, lora_cf
 def export(sess: Session, lora_cfg: LoraSection, training: dict | None = None) -> dict[str, str]:
     """Write the generator LoRA (live and EMA) and the fake-score LoRA to ``out/lora/`` (collective call).
 
-    ``out/lora/generator_ema.pt`` is what ``rtdmd-bench eval --model NAME --lora FILE`` loads; ``training``
+    ``out/lora/generator_ema.pt`` is what ``rtdmd-bench eval --model NAME --lora FILE`` loads (the same LoRA in
+    diffusers' format is ``out/lora/diffusers/``, ``models.lora_export``); ``training``
     (``lora.training_record``) is written beside the generator files as ``training.json``, so an evaluation of
     the LoRA records which rewards it was trained on (compare's reward-hacking check).
     """
@@ -139,5 +141,6 @@ def export(sess: Session, lora_cfg: LoraSection, training: dict | None = None) -
                 files[name] = str(lora.export_lora(d / f"{name}.pt", st, lora_cfg.rank, lora_cfg.alpha,
                                                    sess.lora_targets,
                                                    training=training if name.startswith("generator") else None))
+        files["diffusers"] = str(export_diffusers(files.get("generator_ema", files["generator"]), d / "diffusers"))
     parallel.barrier(sess.dist)
     return files

@@ -66,20 +66,11 @@ GENEVAL_ROWS = [
 @pytest.fixture
 def mini_geneval(tmp_path, monkeypatch):
     """A 4-prompt GenEval-format suite registered through $RTDMD_BENCH_PROMPTS (a user's own suite)."""
-    import hashlib
-
-    d = tmp_path / "prompts" / "mini_geneval"
-    d.mkdir(parents=True)
-    data = "".join(json.dumps(r) + "\n" for r in GENEVAL_ROWS)
-    (d / "prompts.jsonl").write_text(data)
-    (d / "suite.yaml").write_text(
-        "name: mini_geneval\nversion: '1'\nformat: geneval_jsonl\nfile: prompts.jsonl\nlocation: repo\n"
-        f"sha256: {hashlib.sha256(data.encode()).hexdigest()}\nn_prompts: 4\nimages_per_prompt: 2\n"
-        "metadata_fields: [tag, include, exclude]\ntag_field: tag\ndefault_rewards: [geneval]\n")
     from rtdmd_bench.suites import SUITES
     from rtdmd_bench.suites.manifest import read_manifest
+    from rtdmd_bench.testing import write_geneval_suite
 
-    SUITES.add(read_manifest(d / "suite.yaml"))
+    SUITES.add(read_manifest(write_geneval_suite(tmp_path / "prompts", "mini_geneval", GENEVAL_ROWS)))
     yield "mini_geneval"
     SUITES.remove("mini_geneval")
 

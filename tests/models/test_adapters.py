@@ -8,6 +8,7 @@ import torch
 
 from rtdmd_bench.models import build
 from rtdmd_bench.models.family import FAMILIES
+from rtdmd_bench.models.lora import LoraError
 from rtdmd_bench.weights import MissingWeightsError
 
 TINY = tuple(f.tiny.name for f in FAMILIES.in_registration_order() if f.tiny is not None)
@@ -131,8 +132,8 @@ def test_overrides_and_errors(tiny_models, tmp_path):
         build("tiny-sd3", tiny_models, stepz=3)
     with pytest.raises(MissingWeightsError, match="rtdmd-bench weights fetch tiny-flux2"):
         build("tiny-flux2", tmp_path)
-    with pytest.raises(MissingWeightsError, match="nope.pt"):
-        build("tiny-sd3", tiny_models, lora=["loras/nope.pt"])
+    with pytest.raises(LoraError, match="nope.pt: no such file.*relative to the current directory"):
+        build("tiny-sd3", tiny_models, lora=["loras/nope.pt"])  # not a misleading "weights fetch" hint
 
 
 def test_flux_latent_layouts(generators):

@@ -77,14 +77,17 @@ def test_adapter_config_sets_r_alpha_and_peft_dir(tmp_path):
 
 
 def test_diffusers_safetensors_with_per_module_alpha(tmp_path):
+    """A per-module ``.alpha`` sets that module's scale alpha/r; a module without one in a safetensors file without
+    alpha metadata gets alpha = r (scale 1), as diffusers' loader does."""
     from safetensors.torch import save_file
 
     sd = _sd("transformer.", 2, 5, fmt="kohya")
+    sd["transformer.blocks.0.alpha"] = torch.tensor(1.0)
     save_file(sd, str(tmp_path / "lora.safetensors"))
     net = Net()
-    w0 = net.blocks[0].weight.detach().clone() + (2 / 2) * sd["transformer.blocks.0.lora_up.weight"] @ sd[
+    w0 = net.blocks[0].weight.detach().clone() + (1 / 2) * sd["transformer.blocks.0.lora_up.weight"] @ sd[
         "transformer.blocks.0.lora_down.weight"]
-    w2 = net.proj.weight.detach().clone() + (64 / 32) * sd["transformer.proj.lora_up.weight"] @ sd[
+    w2 = net.proj.weight.detach().clone() + 1.0 * sd["transformer.proj.lora_up.weight"] @ sd[
         "transformer.proj.lora_down.weight"]
     merge_lora_stack(net, [tmp_path / "lora.safetensors"])
     torch.testing.assert_close(net.blocks[0].weight, w0, atol=1e-6, rtol=0)
@@ -100,13 +103,25 @@ def test_transposed_delta_is_accepted(tmp_path):
     torch.testing.assert_close(net.blocks[0].weight, expected, atol=1e-5, rtol=0)
 
 
-def test_no_matching_keys_is_an_error(tmp_path):
+def test_unmatched_keys_are_an_error_that_lists_them(tmp_path):
     torch.save(_sd("other_model.", 2, 1), tmp_path / "x.pt")
-    with pytest.raises(LoraError, match="matched no weight"):
+    with pytest.raises(LoraError, match=r"2 entries fit no weight.*other_model.blocks.0 \(no such module\)"):
         merge_lora_stack(Net(), [tmp_path / "x.pt"])
     torch.save({"foo": torch.zeros(1)}, tmp_path / "y.pt")
-    with pytest.raises(LoraError, match="no lora_A/lora_B pairs"):
+    with pytest.raises(LoraError, match="no lora_A/lora_B pairs.*foo"):
         merge_lora_stack(Net(), [tmp_path / "y.pt"])
+    partial = {**_sd("", 2, 1), "text_encoder.q.lora_A.weight": torch.zeros(2, 4),
+               "text_encoder.q.lora_B.weight": torch.zeros(4, 2), "blocks.1.lora_A.weight": torch.zeros(2, 4)}
+    torch.save(partial, tmp_path / "p.pt")
+    net = Net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(LoraError, match=r"blocks.1.lora_A.weight \(not a lora_A.*text_encoder.q \(no such module\)"):
+        merge_lora_stack(net, [tmp_path / "p.pt"])
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # all or nothing
+    bad_shape = {"blocks.0.lora_A.weight": torch.zeros(2, 5), "blocks.0.lora_B.weight": torch.zeros(4, 2)}
+    torch.save(bad_shape, tmp_path / "s.pt")
+    with pytest.raises(LoraError, match=r"blocks.0 \(delta \(4, 5\) vs weight \(4, 6\)\)"):
+        merge_lora_stack(Net(), [tmp_path / "s.pt"])
     with pytest.raises(LoraError, match="does not exist"):
         merge_lora_stack(Net(), [tmp_path / "missing.pt"])
 

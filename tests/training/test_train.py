@@ -71,6 +71,9 @@ def test_train_tiny(stage, model, tiny_weights, tmp_path):
     assert lora.is_file() and (tmp_path / "lora" / "adapter_config.json").is_file()
     merged = build(model, weights="tiny", lora=[str(lora)])  # the eval harness's loader accepts the export
     assert any(not torch.equal(v, fresh[k]) for k, v in merged.transformer.state_dict().items())
+    via_diffusers = build(model, weights="tiny", lora=[str(tmp_path / "lora" / "diffusers")]).transformer  # also exported
+    ours = merged.transformer.state_dict()
+    assert all(torch.allclose(v, ours[k], atol=1e-6, rtol=0) for k, v in via_diffusers.state_dict().items())
     record = json.loads((tmp_path / "lora" / "training.json").read_text())
     assert record["stage"] == stage and record["steps"] == 2 and record["base_model"] == model
     trained_on = merged.describe().get("training_rewards", [])
