@@ -41,6 +41,8 @@ class EvalConfig:
         lora: extra LoRA files merged after the model entry's own stack.
         overrides: sampling overrides.
         bootstrap_resamples: resamples of the prompt bootstrap CI.
+        io_threads: threads that encode, hash and write PNGs behind the generator (None = one per core beyond
+            the generator's, 2 to 8); never changes an image or a score.
         out: run directory.
     """
 
@@ -58,4 +60,5 @@ class EvalConfig:
     lora: tuple[str, ...] = ()
     overrides: ModelOverrides = field(default_factory=ModelOverrides)
     bootstrap_resamples: int = 1000
+    io_threads: int | None = None
     out: str = "runs/latest"

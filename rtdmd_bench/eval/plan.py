@@ -87,6 +87,12 @@ def check_rewards(route: list[tuple[str, tuple[str, ...]]]) -> None:
                 raise RewardUnavailableError(f"reward {name!r} is unavailable here: {rspec.unavailable_reason}")
             if rspec.needs_metadata and not sspec.metadata_fields:
                 raise RegistryError(f"reward {name!r} needs per-prompt metadata, which suite {suite!r} does not have")
+            missing = [k for k in rspec.metadata_keys if k not in sspec.metadata_fields]
+            if missing:
+                raise RegistryError(
+                    f"reward {name!r} reads per-prompt metadata {list(rspec.metadata_keys)}, but suite {suite!r} "
+                    f"has only {list(sspec.metadata_fields)} (missing {missing}); score it on a suite in that "
+                    f"format (e.g. geneval) or drop it with --rewards")
 
 
 def make_plan(cfg: EvalConfig) -> Plan:
@@ -114,3 +120,28 @@ def make_plan(cfg: EvalConfig) -> Plan:
             for p in prompts for j in range(k)
         ]
     return Plan(items=items, rewards=dict(route), suites=suites, n_prompts_used=used)
+
+
+def preflight(cfg: EvalConfig) -> None:
+    """What else can fail before the first image, checked before the run folder is touched: the model name (or
+    plugin path), its weight folder and LoRA files, and every registered reward's weight files.
+
+    Raises:
+        RegistryError: unknown model (with did-you-mean) or a plugin path that does not import.
+        MissingWeightsError: a missing file, named with the expected layout and the fetch command.
+    """
+    from pathlib import Path
+
+    from rtdmd_bench.models import MODELS
+    from rtdmd_bench.rewards import REWARDS
+    from rtdmd_bench.weights import require_files, resolve_root
+
+    MODELS.resolve(cfg.model)
+    root = resolve_root(cfg.weights)
+    if cfg.model in MODELS:
+        spec = MODELS.spec(cfg.model)
+        require_files(root, [f"{spec.weights_dir}/model_index.json", *spec.lora], spec.name)
+    require_files(root, [p if Path(p).is_absolute() else str(root / p) for p in cfg.lora], cfg.model)
+    for name in dict.fromkeys(r for _, rs in routing(cfg) for r in rs):
+        if name in REWARDS:
+            require_files(root, REWARDS.spec(name).weight_files, name)

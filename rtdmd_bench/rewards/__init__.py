@@ -87,7 +87,7 @@ REWARDS.add(RewardSpec(
     description="GenEval: Mask2Former (COCO instance) detections + CLIP colour classifier + the official rules",
     version="geneval-m2f-hf-1", units="correct (0/1)", higher_is_better=True, differentiable=False,
     value_range=(0.0, 1.0), typical_range=(0.4, 0.95), needs_prompt=False, needs_metadata=True,
-    headline="macro_over_tags",
+    metadata_keys=("tag", "include"), headline="macro_over_tags",
     weight_files=("geneval/mask2former-swin-small-coco-instance", "geneval/clip-vit-large-patch14-openai"),
     fetch=(("facebook/mask2former-swin-small-coco-instance", _HF_MODEL_PATTERNS,
             "geneval/mask2former-swin-small-coco-instance"),

@@ -19,6 +19,8 @@ class RewardSpec(Spec):
         value_range: hard bounds of the score, or None when unbounded.
         typical_range: range seen in published tables, for sanity warnings.
         needs_prompt / needs_metadata: required inputs.
+        metadata_keys: per-prompt metadata keys the scorer reads; a suite must declare every one of them in its
+            ``metadata_fields`` (checked when the run is planned, before any model loads).
         weight_files: files under the weights root the scorer loads (relative paths).
         fetch: ``(hub repo id, filename or "" for the whole repo, destination under the root)`` triples.
         available: False for known-but-unavailable scorers; ``unavailable_reason`` says why.
@@ -34,6 +36,7 @@ class RewardSpec(Spec):
     typical_range: tuple[float, float] | None = None
     needs_prompt: bool = True
     needs_metadata: bool = False
+    metadata_keys: tuple[str, ...] = ()
     weight_files: tuple[str, ...] = ()
     fetch: tuple[tuple[str, str, str], ...] = ()
     available: bool = True
