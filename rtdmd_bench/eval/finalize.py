@@ -15,7 +15,7 @@ from rtdmd_bench.eval.config import EvalConfig
 from rtdmd_bench.eval.plan import Plan
 
 THROUGHPUT_KEYS = ("images_per_s", "images_per_s_includes", "loop_s", "generation_time_s", "scoring_time_s",
-                   "profile_s", "model_load_s", "io_threads", "png_compress_level", "hardware")
+                   "profile_s", "model_load_s", "io_threads", "png_compress_level", "png_format", "hardware")
 
 
 def model_description(out: Path, cfg: EvalConfig, workers: Any) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def finalize(cfg: EvalConfig, plan: Plan, out: Path, existing: dict, world: int,
     from rtdmd_bench.eval.aggregate import entry
     from rtdmd_bench.eval.journal import journal_paths, merge_records, read_jsonl, write_samples
     from rtdmd_bench.eval.runner import IMAGES_PER_S_INCLUDES, _io_threads
-    from rtdmd_bench.imaging import PNG_COMPRESS_LEVEL
+    from rtdmd_bench.imaging import PNG_COMPRESS_LEVEL, PNG_FORMAT
     from rtdmd_bench.io import atomic_write_json
     from rtdmd_bench.rewards import reward_spec
 
@@ -70,7 +70,7 @@ def finalize(cfg: EvalConfig, plan: Plan, out: Path, existing: dict, world: int,
            **stats_total, "images_total": len(plan.items),
            "images_per_s": n_gen / loop if n_gen and loop else None,
            "images_per_s_includes": IMAGES_PER_S_INCLUDES, "io_threads": _io_threads(cfg),
-           "png_compress_level": PNG_COMPRESS_LEVEL, "seed": cfg.seed,
+           "png_compress_level": PNG_COMPRESS_LEVEL, "png_format": PNG_FORMAT, "seed": cfg.seed,
            "bootstrap_resamples": cfg.bootstrap_resamples, "throughput_from": None}
     if n_gen == 0:
         previous = _previous_throughput(out)

@@ -38,6 +38,28 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DEPTH = 2  # batches in flight behind the generator: one being scored, one being written
+HEAP_MMAP_THRESHOLD = 256 << 20  # host allocations up to this size come from the reusable heap
+HEAP_TRIM_THRESHOLD = 1 << 30  # freed host memory kept for reuse before it is returned to the OS
+
+
+def reuse_freed_host_memory() -> bool:
+    """Let glibc keep and reuse freed large host blocks (idempotent; False where mallopt is unavailable).
+
+    glibc serves every allocation over 32 MB with a fresh ``mmap`` and unmaps it on free, so each float
+    ``[4,3,1024,1024]`` temporary (50 MB) costs ~12k page faults: measured 3-4x the arithmetic of the scorers'
+    preprocessing on CPU (a saturation forward 300 ms -> 80 ms). The price: up to ``HEAP_TRIM_THRESHOLD`` of
+    freed memory stays in the process.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+        return bool(libc.mallopt(m_mmap_threshold, HEAP_MMAP_THRESHOLD)) and bool(
+            libc.mallopt(m_trim_threshold, HEAP_TRIM_THRESHOLD))
+    except (OSError, AttributeError):
+        return False
 
 
 @dataclass
@@ -133,6 +155,7 @@ class Pipeline:
                  on_batch: Callable[[Job], None] | None = None):
         from rtdmd_bench.imaging import PNG_COMPRESS_LEVEL
 
+        reuse_freed_host_memory()
         self.out, self.journal, self.score, self.make_record = Path(out), journal, score, make_record
         self.device, self.depth = device, max(1, depth)
         self.png_level = PNG_COMPRESS_LEVEL if png_level is None else png_level
@@ -147,6 +170,7 @@ class Pipeline:
         self._error: BaseException | None = None
         self._aborted = threading.Event()
         self._warm_up, self._build_reward = warm_up, build_reward
+        self._ready = threading.Event()
         self._scorer = threading.Thread(target=self._run_scorer, name="rtdmd-scorer", daemon=True)
         self._journaler = threading.Thread(target=self._run_journal, name="rtdmd-journal", daemon=True)
         self._scorer.start()
@@ -168,6 +192,12 @@ class Pipeline:
             self._in_flight += 1
         self.counters.add("stall_s", time.perf_counter() - t0)
         self._to_score.put(job)
+
+    def wait_ready(self) -> None:
+        """Block until the warm-up rewards are loaded (so a timed loop excludes model loading); raises its error."""
+        self._ready.wait()
+        with self._cond:
+            self._raise_error()
 
     def close(self) -> None:
         """Drain: finish, write and journal every submitted batch; then raise the first worker error, if any."""
@@ -214,6 +244,8 @@ class Pipeline:
                     self._build_reward(name)
         except BaseException as exc:  # noqa: BLE001  (re-raised in the main thread)
             self._fail(exc)
+        finally:
+            self._ready.set()
         while True:
             job = self._to_score.get()
             if job is None or self._aborted.is_set():

@@ -26,7 +26,7 @@ from rtdmd_bench.eval.plan import Plan, WorkItem, make_plan
 
 IMAGES_PER_S_INCLUDES = ("generation, quantisation, scoring, PNG encode + sha256 + write, journal lines "
                          "(the slowest rank, from its first generate call to its last journal line); excludes "
-                         "loading the generator, planning, resume checks and aggregation")
+                         "loading the generator and the rewards, planning, resume checks and aggregation")
 
 
 class Interrupted(Exception):
@@ -258,6 +258,8 @@ def _work(cfg: EvalConfig, plan: Plan, out: Path, mine: list[list[WorkItem]], ex
                 pipe.submit(Job(items=batch, ok=ok, rewards=rewards))
                 continue
             gen = workers.generator  # built outside the timed loop (model.json written now)
+            if t_loop is None:
+                pipe.wait_ready()  # the rewards loaded meanwhile in the scorer thread: timing starts now
             t0 = time.perf_counter()
             t_loop = t_loop or t0
             with torch.inference_mode():
@@ -265,11 +267,15 @@ def _work(cfg: EvalConfig, plan: Plan, out: Path, mine: list[list[WorkItem]], ex
             stats["generation_time_s"] += time.perf_counter() - t0
             pipe.submit(Job(items=batch, ok=ok, rewards=rewards, images=images, gen_time_s=time.perf_counter() - t0))
         pipe.close()
-    except BaseException as exc:
-        if isinstance(exc, Interrupted):
-            pipe.close()  # first Ctrl-C: every batch handed over is finished and journaled
-        else:
-            pipe.abort()
+    except KeyboardInterrupt:  # second Ctrl-C: stop at once
+        pipe.abort()
+        raise
+    except BaseException as exc:  # first Ctrl-C, or a generator error: finish and journal what was handed over
+        try:
+            pipe.close()
+        except Exception:  # noqa: BLE001  (the original error is the one to report)
+            if isinstance(exc, Interrupted):
+                raise
         raise
     finally:
         bars.stop()
