@@ -7,7 +7,6 @@ hand the scorers the same tensor: contiguous float32 ``[B,3,H,W]`` holding ``k/2
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
