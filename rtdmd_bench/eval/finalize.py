@@ -55,8 +55,10 @@ def finalize(cfg: EvalConfig, plan: Plan, out: Path, existing: dict, world: int,
     from rtdmd_bench.io import atomic_write_json
     from rtdmd_bench.rewards import reward_spec
 
-    merged = merge_records((rec for p in journal_paths(out) for rec in read_jsonl(p)), into=existing)
-    write_samples(out, merged)
+    journals = journal_paths(out)
+    merged = merge_records((rec for p in journals for rec in read_jsonl(p)), into=existing)
+    if journals or not (out / "samples.jsonl").is_file():  # unchanged records: samples.jsonl already holds them
+        write_samples(out, merged)
     entries = {}
     for suite, names in plan.rewards.items():
         recs = [merged[it.key] for it in plan.items if it.suite == suite and it.key in merged]

@@ -118,9 +118,9 @@ def check_image(out: Path, rec: dict[str, Any] | None, expected: str, verify: bo
 
     if not rec or rec.get("image") != expected or not rec.get("image_sha256"):
         return False, None
-    path = out / expected
+    path = os.path.join(out, expected)  # strings, not pathlib: this runs once per image of the run
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return False, None
     if not stat_mod.S_ISREG(st.st_mode):

@@ -6,11 +6,27 @@ over images resamples prompts with replacement and recomputes the image-weighted
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 DEFAULT_RESAMPLES = 1000
+CHUNK_ELEMENTS = 1 << 22  # resample matrices are built this many entries at a time (32 MB of int64)
+
+
+def chunked_rows(n_rows: int, n_cols: int, draw: Callable[[int], np.ndarray],
+                 stat: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``stat(draw(n_rows))`` computed in row blocks: ``draw(r) -> [r, n_cols]``, ``stat(block) -> [r]``.
+
+    numpy Generators keep their buffered state between calls, so consecutive ``draw`` calls produce exactly the
+    rows one big call would (tests/eval/test_stats_seeds_journal.py); with a row-wise ``stat`` the result is
+    bit-identical while memory stays at ``CHUNK_ELEMENTS`` instead of ``n_rows * n_cols`` (2000 x 25k prompts
+    was 400 MB per matrix, and the page faults of such buffers cost more than the arithmetic).
+    """
+    step = max(1, CHUNK_ELEMENTS // max(1, n_cols))
+    if n_rows <= 0:
+        return np.zeros(0)
+    return np.concatenate([stat(draw(min(step, n_rows - r0))) for r0 in range(0, n_rows, step)])
 
 
 def grouped_mean(sums: np.ndarray, counts: np.ndarray) -> float:
@@ -39,8 +55,9 @@ def bootstrap_ci(values_by_prompt: Sequence[Sequence[float]], n_resamples: int =
     sums = np.array([g.sum() for g in groups])
     counts = np.array([len(g) for g in groups], dtype=np.float64)
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(groups), size=(n_resamples, len(groups)))
-    stats = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    n = len(groups)
+    stats = chunked_rows(n_resamples, n, lambda r: rng.integers(0, n, size=(r, n)),
+                         lambda idx: sums[idx].sum(axis=1) / counts[idx].sum(axis=1))
     tail = (1.0 - level) / 2.0
     lo, hi = np.quantile(stats, [tail, 1.0 - tail])
     return float(lo), float(hi)
@@ -62,8 +79,9 @@ def macro_bootstrap_ci(groups_by_tag: Sequence[Sequence[Sequence[float]]], n_res
             return None
         sums = np.array([g.sum() for g in groups])
         counts = np.array([len(g) for g in groups], dtype=np.float64)
-        idx = rng.integers(0, len(groups), size=(n_resamples, len(groups)))
-        per_tag.append(sums[idx].sum(axis=1) / counts[idx].sum(axis=1))
+        n = len(groups)
+        per_tag.append(chunked_rows(n_resamples, n, lambda r, n=n: rng.integers(0, n, size=(r, n)),
+                                    lambda idx, s=sums, c=counts: s[idx].sum(axis=1) / c[idx].sum(axis=1)))
     if not per_tag:
         return None
     stats = np.mean(per_tag, axis=0)

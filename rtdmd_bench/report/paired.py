@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rtdmd_bench.eval.stats import chunked_rows
+
 EXACT_SIGN_FLIP_MAX_N = 16  # 2**16 sign patterns: exact and still fast
 EXACT_MCNEMAR_MAX_N = 1000  # discordant pairs up to which McNemar sums exact integers
 _REL_TOL = 1e-9  # |T*| >= |T_obs| compared with a tolerance so exact ties count as ties
@@ -93,8 +95,8 @@ def paired_bootstrap(diffs: Sequence[float], n_resamples: int = 2000, seed: int 
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, arr.size, size=(n_resamples, arr.size))  # [R, n]
-    means = arr[idx].mean(axis=1)  # [R]
+    means = chunked_rows(n_resamples, arr.size, lambda r: rng.integers(0, arr.size, size=(r, arr.size)),
+                         lambda idx: arr[idx].mean(axis=1))  # rows of the [R, n] index matrix -> [R]
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
     return float(arr.mean()), (float(lo), float(hi))
@@ -130,8 +132,10 @@ def sign_flip_pvalue(diffs: Sequence[float], n_resamples: int = 10000, seed: int
         stats = np.abs(signs @ arr)
         return float(np.mean(stats >= observed - tol))
     rng = np.random.default_rng(seed)
-    signs = rng.choice(np.array([-1.0, 1.0]), size=(n_resamples, arr.size))  # [R, n]
-    hits = int(np.sum(np.abs(signs @ arr) >= observed - tol))
+    choices = np.array([-1.0, 1.0])
+    stats = chunked_rows(n_resamples, arr.size, lambda r: rng.choice(choices, size=(r, arr.size)),
+                         lambda signs: np.abs(signs @ arr))  # rows of the [R, n] sign matrix -> [R]
+    hits = int(np.sum(stats >= observed - tol))
     return (1 + hits) / (1 + n_resamples)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,8 +119,10 @@ def load_run(path: str | Path, *, samples: bool = True, check_images: bool = Tru
     run = Run(path=run_dir, label=run_dir.name or str(run_dir), results=results)
     if samples:
         run.samples = read_samples(run_dir / "samples.jsonl", results)
-        if check_images:
-            run.missing_images = sorted({s["image"] for s in run.samples if not run.image_path(s).is_file()})
+        if check_images:  # os.path on strings: pathlib objects cost ~10 us each, which adds up at 100k images
+            base = os.fspath(run_dir)
+            run.missing_images = sorted(rel for rel in {s["image"] for s in run.samples}
+                                        if not os.path.isfile(os.path.join(base, rel)))
     return run
 
 

@@ -131,7 +131,7 @@ def test_resume_trusts_size_and_mtime_and_verify_images_rehashes(finished, monke
     hashed = []
     real = io_mod.sha256_file
     monkeypatch.setattr(io_mod, "sha256_file",
-                        lambda p, *a: (hashed.append(p) if Path(p).suffix == ".png" else None) or real(p, *a))
+                        lambda p, *a: (hashed.append(Path(p)) if Path(p).suffix == ".png" else None) or real(p, *a))
     recs = samples(finished)
     assert all(r["image_size"] > 0 and r["image_mtime_ns"] > 0 for r in recs)
     assert eval_cli(finished).exit_code == 0 and hashed == []  # nothing changed: nothing re-hashed
