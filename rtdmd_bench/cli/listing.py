@@ -31,6 +31,11 @@ def registry_for(kind: str):
 
 def list_command(kind: str = typer.Argument(..., help="models | rewards | suites | trainers | benchmarks")) -> None:
     """Print a registry: name, one-line description and key metadata."""
+    print_registry(kind)
+
+
+def print_registry(kind: str) -> None:
+    """The body of ``list``; ``cli.main`` calls it directly for ``rtdmd-bench list KIND`` (no Typer parsing)."""
     from rich.table import Table
 
     with user_errors():
