@@ -35,7 +35,7 @@ def setup(tiny_weights):
     import torch
 
     from rtdmd_bench import models, rewards
-    from rtdmd_bench.eval.runner import quiet_hf
+    from rtdmd_bench.hf import quiet_hf
 
     quiet_hf()
     torch.set_num_threads(2)

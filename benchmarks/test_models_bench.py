@@ -23,7 +23,7 @@ FAMILIES = ["tiny-flux2", "tiny-sd35"]
 def gens(tmp_path_factory):
     import torch
 
-    from rtdmd_bench.eval.runner import quiet_hf
+    from rtdmd_bench.hf import quiet_hf
     from rtdmd_bench.models import build
     from rtdmd_bench.models.tiny import write_tiny_models
 

@@ -112,6 +112,10 @@ class Registry(Generic[S]):
     def names(self) -> list[str]:
         return sorted(self._specs)
 
+    def in_registration_order(self) -> list[S]:
+        """Specs in the order they were added (``__iter__`` is alphabetical)."""
+        return list(self._specs.values())
+
     def __contains__(self, name: object) -> bool:
         return name in self._specs
 

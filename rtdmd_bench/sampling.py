@@ -9,12 +9,15 @@ from level ``σ`` to ``σ' < σ`` is (eq. 2.1, all in fp32)::
     x' = μ + ρ·z ,  z ~ N(0, I)
 
 ``η = 0`` is exactly the Euler step ``x + (σ'−σ)v`` and ``σ' = 0`` is deterministic (``x' = x̂0``) for any η.
+``cps_rollout`` is the one loop over these steps that every sampler of the package runs.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from rtdmd_bench.flow import expand_sigma, noise_from_velocity, x0_from_velocity
@@ -116,21 +119,55 @@ def cps_log_prob(sample: Any, mean: Any, std: Any, kind: str = "simplified") -> 
     return elem.sum(dim=dims) if dims else elem
 
 
-def cps_rollout(x: Any, velocity_fn: Callable[[Any, float, int], Any], sigmas: Sequence[float], eta: float,
-                noise_fn: Callable[[int], Any] | None = None) -> Any:
-    """Run ``len(sigmas) − 1`` CPS steps from ``x`` at ``sigmas[0]``; returns the fp32 sample at ``sigmas[-1]``.
+@dataclass
+class CPSStepRecord:
+    """One executed step of ``cps_rollout``: input ``x`` at ``sigmas[k]``, velocity ``v``, CPS output ``sample``
+    with its ``mean`` and ``std`` (eq. 2.1; fp32 ``[B, ...]``, ``std`` broadcastable)."""
+
+    k: int
+    x: Any
+    v: Any
+    sample: Any
+    mean: Any
+    std: Any
+
+
+def cps_rollout(x: Any, velocity_fn: Callable[[Any, Any, int], Any], sigmas: Sequence[Any], eta: float,
+                noise_fn: Callable[[int], Any] | None = None, *, stop: int | None = None,
+                grad: Callable[[int], bool] | None = None, carry: Callable[[CPSStepRecord], Any] | None = None,
+                on_step: Callable[[CPSStepRecord], None] | None = None) -> Any:
+    """THE few-step sampling loop: CPS steps (eq. 2.1) from ``x`` at ``sigmas[0]`` (generation, stage-1 random-stop
+    rollouts, stage-2 rollouts with log-probs, the reparameterised x̂0 chain and the toy all run it).
 
     Args:
         x: initial sample ``[B, ...]`` (pure noise when ``sigmas[0] == 1``).
-        velocity_fn: ``(x_k, sigma_k, k) -> v_k`` (the model call; it chooses its own dtype).
-        sigmas: N+1 levels ending at 0 (``flow.with_terminal_zero``); the final sample is then ``x̂0`` of step N−1.
+        velocity_fn: ``(x_k, sigmas[k], k) -> v_k`` (the model call; it chooses its own dtype and σ layout).
+        sigmas: N+1 levels ending at 0 (``flow.with_terminal_zero``): floats, a 1-D fp32 tensor, or per-sample
+            ``[B]`` level tensors; ``sigmas[k]`` is passed as given to ``velocity_fn`` and ``cps_step``.
         eta: CPS η.
-        noise_fn: ``k -> z_k`` for the stochastic steps (None -> ``torch.randn_like``).
+        noise_fn: ``k -> z_k`` for the stochastic steps (``η ≠ 0`` and ``σ_{k+1} ≠ 0``); None -> ``randn_like``.
+        stop: run steps ``0..stop−1`` only (random stop, §2.3); default all N.
+        grad: ``k -> bool``: grad mode of step k (default: the caller's mode for every step).
+        carry: ``record -> x_{k+1}`` (default ``record.sample``): cast to the model dtype (generation) or
+            reparameterise a stored transition (x̂0 chain).
+        on_step: called with every ``CPSStepRecord`` (collect log-probs, trajectories).
+
+    Returns:
+        The sample after the last executed step (``x̂0`` of step N−1 when the levels end at 0), as ``carry`` left it.
     """
-    x = x.float()
-    for k in range(len(sigmas) - 1):
-        v = velocity_fn(x, float(sigmas[k]), k)
-        stochastic = eta != 0 and float(sigmas[k + 1]) != 0
-        z = noise_fn(k) if (stochastic and noise_fn is not None) else None
-        x, _, _ = cps_step(x, v, float(sigmas[k]), float(sigmas[k + 1]), eta, z)
+    import torch
+
+    n = len(sigmas) - 1 if stop is None else stop
+    if not 1 <= n <= len(sigmas) - 1:
+        raise ValueError(f"stop must be in 1..{len(sigmas) - 1}, got {stop}")
+    for k in range(n):
+        with torch.set_grad_enabled(grad(k)) if grad is not None else nullcontext():
+            v = velocity_fn(x, sigmas[k], k)
+            stochastic = eta != 0 and bool(torch.any(torch.as_tensor(sigmas[k + 1]) != 0))
+            z = noise_fn(k) if (stochastic and noise_fn is not None) else None
+            sample, mean, std = cps_step(x, v, sigmas[k], sigmas[k + 1], eta, z)
+        record = CPSStepRecord(k, x, v, sample, mean, std)
+        if on_step is not None:
+            on_step(record)
+        x = carry(record) if carry is not None else sample
     return x

@@ -1,18 +1,22 @@
 """The weights root: one directory with a fixed sub-layout per model and reward.
 
 ``--weights DIR`` (or ``$RTDMD_BENCH_WEIGHTS``) names the root; ``--weights tiny`` names a cache of tiny
-random weights of the real architectures, written once in the production layout by
-``rtdmd_bench.testing.write_tiny_weights`` so that the production loaders run everywhere.
+random weights of the real architectures, written in the production layout so that the production loaders run
+everywhere. The cache is built in *parts* on first use: the layer that needs a part passes its writer
+(``models.build`` the generators', ``rewards.build`` the scorers'), so this base module imports neither.
 Nothing here touches the network; ``rtdmd-bench weights fetch NAME`` is the only downloader.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 TINY = "tiny"
 TINY_MARKER = "TINY_RANDOM_WEIGHTS"  # file at the root of every tiny-weights tree
@@ -32,6 +36,9 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "rtdmd-bench"
 
 
+TinyPart = tuple[str, Callable[[Path], Any]]  # (part name, writer(root) that writes the part's files into root)
+
+
 def _tiny_fingerprint() -> str:
     """Hash of the code that writes tiny weights, so a change rebuilds the cache."""
     pkg = Path(__file__).parent
@@ -44,31 +51,65 @@ def _tiny_fingerprint() -> str:
 
 
 def tiny_root() -> Path:
-    """Directory of the tiny random weights (built on first use; safe against concurrent builders)."""
+    """Directory of the tiny random weights (``$RTDMD_BENCH_TINY_WEIGHTS`` or a cache keyed by the writers' code);
+    parts are built into it by ``ensure_tiny_part``."""
     env = os.environ.get("RTDMD_BENCH_TINY_WEIGHTS")
-    root = Path(env).expanduser() if env else cache_dir() / f"tiny-weights-{_tiny_fingerprint()}"
-    if (root / TINY_MARKER).is_file():
-        return root
-    from rtdmd_bench.testing import write_tiny_weights
+    return Path(env).expanduser() if env else cache_dir() / f"tiny-weights-{_tiny_fingerprint()}"
 
-    tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write_tiny_weights(tmp)
-    try:
-        os.replace(tmp, root) if not root.exists() else shutil.rmtree(tmp)
-    except OSError:  # another process won the race
+
+def _part_marker(root: Path, name: str) -> Path:
+    return root / f".tiny-{name}.done"
+
+
+@contextmanager
+def _locked(root: Path):
+    """An exclusive OS lock on ``root/.lock`` (concurrent builders wait instead of racing)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ensure_tiny_part(root: Path, part: TinyPart) -> Path:
+    """Build ``part`` of the tiny weights under ``root`` unless its marker says it is there; returns ``root``.
+
+    The writer writes into a private temporary folder whose top-level entries are then moved into ``root`` and the
+    part's marker is written last, so a crash never leaves a part that looks complete.
+    """
+    name, writer = part
+    if _part_marker(root, name).is_file():
+        return root
+    with _locked(root):
+        if _part_marker(root, name).is_file():  # another process built it while we waited
+            return root
+        tmp = root / f".{name}.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-    if not (root / TINY_MARKER).is_file():
-        raise MissingWeightsError(f"tiny weights at {root} are incomplete; delete the folder and retry")
+        writer(tmp)
+        for entry in sorted(tmp.iterdir()):
+            dest = root / entry.name
+            if dest.is_dir() and entry.is_dir():  # a shared folder (e.g. models/): merge one level down
+                for sub in entry.iterdir():
+                    shutil.rmtree(dest / sub.name, ignore_errors=True)
+                    os.replace(sub, dest / sub.name)
+            else:
+                shutil.rmtree(dest, ignore_errors=True) if dest.is_dir() else dest.unlink(missing_ok=True)
+                os.replace(entry, dest)
+        shutil.rmtree(tmp, ignore_errors=True)
+        (root / TINY_MARKER).write_text("tiny random weights: results computed on them are not real model numbers\n")
+        _part_marker(root, name).write_text(_tiny_fingerprint() + "\n")
     return root
 
 
-def resolve_root(weights: str | os.PathLike | None) -> Path:
-    """``None`` -> default root; ``"tiny"`` -> tiny cache (built if needed); else the given directory."""
+def resolve_root(weights: str | os.PathLike | None, tiny_part: TinyPart | None = None) -> Path:
+    """``None`` -> default root; ``"tiny"`` -> the tiny cache (with ``tiny_part`` built if given); else the dir."""
     if weights is None:
         return default_root()
     if str(weights) == TINY:
-        return tiny_root()
+        root = tiny_root()
+        return ensure_tiny_part(root, tiny_part) if tiny_part is not None else root
     return Path(weights).expanduser()
 
 

@@ -1,4 +1,4 @@
-"""Flow conventions and few-step schedules (ALGORITHM.md §1, §9 item 8)."""
+"""Flow conventions and the families' few-step schedules (ALGORITHM.md §1, §9 item 8)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,18 @@ import pytest
 import torch
 
 from rtdmd_bench import flow
+from rtdmd_bench.models import flux1, flux2_klein
+from rtdmd_bench.models.family import family
+
+SCHEDULER = {"shift": 3.0}  # what the real SD3 / FLUX scheduler configs contribute to the few-step levels
+
+
+def few_step_sigmas(fam: str, steps, h: int, w: int, **cfg) -> list[float]:
+    return family(fam).cps_sigmas(steps, h, w, {**SCHEDULER, **cfg})
+
+
+def family_mu(fam: str, h: int, w: int, n: int) -> float:
+    return flux1.mu(flux1.seq_len(h, w)) if fam == "flux1" else flux2_klein.mu(flux2_klein.seq_len(h, w), n)
 
 STEPS = [1000, 750, 500, 250]
 
@@ -21,46 +33,46 @@ TABLE = {
 @pytest.mark.parametrize("family", ["sd3", "sd35"])
 @pytest.mark.parametrize("res", [512, 1024, 64])
 def test_sd3_sigmas_exact_at_any_resolution(family, res):
-    assert flow.few_step_sigmas(family, STEPS, res, res) == [1.0, 0.9, 0.75, 0.5]
+    assert few_step_sigmas(family, STEPS, res, res) == [1.0, 0.9, 0.75, 0.5]
 
 
 @pytest.mark.parametrize(("family", "res"), sorted(TABLE))
 def test_flux_sigmas_match_table(family, res):
     mu, expected = TABLE[(family, res)]
-    assert flow.family_mu(family, res, res, 4) == pytest.approx(mu, abs=5e-4)
-    got = flow.few_step_sigmas(family, STEPS, res, res)
+    assert family_mu(family, res, res, 4) == pytest.approx(mu, abs=5e-4)
+    got = few_step_sigmas(family, STEPS, res, res)
     assert [round(s, 4) for s in got] == expected
 
 
 def test_token_counts():
-    assert flow.flux1_seq_len(512, 512) == 1024 and flow.flux1_seq_len(1024, 1024) == 4096
-    assert flow.flux2_seq_len(512, 512) == 1024 and flow.flux2_seq_len(1024, 768) == 64 * 48
+    assert flux1.seq_len(512, 512) == 1024 and flux1.seq_len(1024, 1024) == 4096
+    assert flux2_klein.seq_len(512, 512) == 1024 and flux2_klein.seq_len(1024, 768) == 64 * 48
 
 
 def test_flux2_mu_large_images_is_linear_in_tokens():
-    assert flow.flux2_klein_mu(5000, 4) == pytest.approx(0.00016927 * 5000 + 0.45666666)
-    assert flow.flux2_klein_mu(5000, 4) == flow.flux2_klein_mu(5000, 50)
+    assert flux2_klein.mu(5000, 4) == pytest.approx(0.00016927 * 5000 + 0.45666666)
+    assert flux2_klein.mu(5000, 4) == flux2_klein.mu(5000, 50)
 
 
 def test_terminal_zero_appended_once_and_not_reshifted():
-    s = flow.few_step_sigmas("flux2_klein", STEPS, 512, 512)
+    s = few_step_sigmas("flux2_klein", STEPS, 512, 512)
     full = flow.with_terminal_zero(s)
     assert full[:-1] == s and full[-1] == 0.0 and full.count(0.0) == 1
 
 
 def test_linear_shift_and_terminal_stretch():
-    lin = flow.few_step_sigmas("flux1", STEPS, 512, 512, time_shift_type="linear")
-    mu = flow.flux1_mu(1024)
+    lin = few_step_sigmas("flux1", STEPS, 512, 512, time_shift_type="linear")
+    mu = flux1.mu(1024)
     assert lin[1] == pytest.approx(mu / (mu + 1 / 0.75 - 1))
-    st = flow.few_step_sigmas("flux2_klein", STEPS, 512, 512, shift_terminal=0.5)
+    st = few_step_sigmas("flux2_klein", STEPS, 512, 512, shift_terminal=0.5)
     assert st[-1] == pytest.approx(0.5) and st[0] == pytest.approx(1.0)
 
 
 def test_bad_inputs():
     with pytest.raises(ValueError):
-        flow.few_step_sigmas("sd3", [0, 500], 64, 64)
-    with pytest.raises(ValueError):
-        flow.few_step_sigmas("nope", STEPS, 64, 64)
+        few_step_sigmas("sd3", [0, 500], 64, 64)
+    with pytest.raises(KeyError, match="did you mean|Available"):
+        few_step_sigmas("nope", STEPS, 64, 64)
 
 
 def test_recoveries_are_consistent():

@@ -1,12 +1,13 @@
-"""Training recipes (thin: config dataclass, ``validate``, ``step``, ``main``).
+"""Training recipes, installed as ``rtdmd_bench.trainers`` (this repository folder; configs in ``configs/``).
+
+Each module exports ``RECIPE`` (``rtdmd_bench.training.recipe.Recipe``: config class, validate, build, step,
+record); the registry is ``rtdmd_bench.training.registry.TRAINERS`` (torch-free, read by ``rtdmd-bench list
+trainers``):
 
     stage1_acdmd   Stage 1 AC-DMD cold start (ALGORITHM.md §3)
-    stage2_rtdmd   Stage 2 RTDMD (§4)
-    dmd            baseline: plain DMD
-    grpo           baseline: pure Flow-GRPO
+    stage2_rtdmd   Stage 2 RTDMD (§4); its epoch parts live in ``stage2_parts``
+    dmd            baseline: plain DMD (the stage-1 recipe with other defaults)
+    grpo           baseline: pure Flow-GRPO (the stage-2 recipe with other defaults)
 
-The registry is ``rtdmd_bench.training.registry.TRAINERS`` (torch-free, read by ``rtdmd-bench list trainers``).
-Configs: ``trainers/configs/<stage1|stage2|dmd|grpo>/<backbone>.yaml``.
+Configs: ``configs/<stage1|stage2|dmd|grpo>/<backbone>.yaml``.
 """
-
-from rtdmd_bench.training.registry import TRAINERS  # noqa: F401

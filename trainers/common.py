@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,10 +25,6 @@ def validate_model(name: str) -> None:
     from rtdmd_bench.models import MODELS
 
     MODELS.resolve(name)
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def build_backbone(model: ModelSection, weights: str | None, device: Any) -> Backbone:

@@ -6,11 +6,13 @@ and the generator gets ``dmd_loss`` on x̂0 (§1.4, §3.6 at s = 0). Only the de
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
+from rtdmd_bench.trainers import stage1_acdmd
+from rtdmd_bench.trainers.stage1_acdmd import DMDSection, Stage1Config
+
 from rtdmd_bench.training.config import ConsistencySection, RenoiseSection
-from trainers import stage1_acdmd
-from trainers.stage1_acdmd import DMDSection, Stage1Config
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,4 @@ class DMDConfig(Stage1Config):
     renoise: RenoiseSection = field(default_factory=lambda: RenoiseSection(scale_out=False))
 
 
-validate = stage1_acdmd.validate
-step = stage1_acdmd.step
-main = stage1_acdmd.main
+RECIPE = dataclasses.replace(stage1_acdmd.RECIPE, config=DMDConfig)

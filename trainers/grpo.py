@@ -5,10 +5,11 @@ distribution-matching term, no reward back-propagation, no fake score; optional 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
-from trainers import stage2_rtdmd
-from trainers.stage2_rtdmd import AuxSection, BPSection, PolicySection, Stage2Config
+from rtdmd_bench.trainers import stage2_rtdmd
+from rtdmd_bench.trainers.stage2_rtdmd import AuxSection, BPSection, PolicySection, Stage2Config
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,4 @@ class GRPOConfig(Stage2Config):
     policy: PolicySection = field(default_factory=lambda: PolicySection(step_selection=False))
 
 
-validate = stage2_rtdmd.validate
-step = stage2_rtdmd.step
-main = stage2_rtdmd.main
+RECIPE = dataclasses.replace(stage2_rtdmd.RECIPE, config=GRPOConfig)

@@ -7,14 +7,12 @@ Each train step: fake-score update on a fresh random-stop rollout (ambient targe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from rtdmd_bench.flow import x0_from_velocity
-from rtdmd_bench.losses.ambient import consistency_timesteps, renoise_timesteps
 from rtdmd_bench.training import loop
 from rtdmd_bench.training.config import (
     ConsistencySection,
@@ -28,9 +26,11 @@ from rtdmd_bench.training.config import (
     RunSection,
 )
 from rtdmd_bench.training.ema import named_trainable
+from rtdmd_bench.training.fake_score import FakeBatch, fake_score_step, renoise_draws
+from rtdmd_bench.training.recipe import InMemoryWorld, Recipe
 from rtdmd_bench.training.samplers import PromptSampler
 from rtdmd_bench.training.session import Session
-from rtdmd_bench.training.terms import dmd_generator_term, fake_score_term, random_stop_rollout
+from rtdmd_bench.training.terms import dmd_generator_term, random_stop_rollout
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,9 @@ class Stage1Config:
     eval: EvalSection = field(default_factory=EvalSection)
 
 
-def validate(cfg: Stage1Config) -> None:
-    """Cheap checks before any model loads."""
-    from trainers.common import validate_model
+def validate(cfg: Stage1Config, world: int | None = None) -> None:
+    """Cheap checks before any model loads (any world size works: the batch is per rank)."""
+    from rtdmd_bench.trainers.common import validate_model
 
     for name in filter(None, (cfg.model.name, cfg.model.generator_init, cfg.model.fake_init)):
         validate_model(name)
@@ -85,39 +85,20 @@ def _rollout(sess: Session, cfg: Stage1Config, cond: Any, keys: list[int], strea
     return x0_from_velocity(last.x_in, last.v, last.sigma), torch.zeros_like(last.sigma), stop
 
 
-def _renoise_draws(sess: Session, cfg: Stage1Config, s: torch.Tensor, keys: list[int], stream: str):
-    n, rng, bb = sess.state.step, sess.rng, sess.bb
-    r = cfg.renoise
-    t_r = renoise_timesteps(s, rng.rand(n, f"{stream}/t", keys, bb.device), r.timestep_offset, r.end_timestep,
-                            (r.min_step, r.max_step))
-    return t_r, rng.randn(n, f"{stream}/eps", keys, bb.latent_shape, bb.device)
-
-
 def fake_update(sess: Session, cfg: Stage1Config, cond: Any, keys: list[int]) -> dict[str, Any]:
-    """One AdamW step of the fake score on the ambient target + consistency (§3.4-3.5)."""
-    bb, n, rng = sess.bb, sess.state.step, sess.rng
+    """One AdamW step of the fake score on a fresh random-stop rollout: ambient target + consistency (§3.4-3.5)."""
     with torch.no_grad():
         x_s, s, stop = _rollout(sess, cfg, cond, keys, "fake", grad=False)
-    t_r, eps = _renoise_draws(sess, cfg, s, keys, "fake")
-    c = cfg.consistency
-    cons = c.enabled and c.weight > 0
-    t_prime = consistency_timesteps(t_r, rng.rand(n, "fake/delta", keys, bb.device), c.epsilon_timestep) if cons else None
-    z_pair = tuple(rng.randn(n, f"fake/cz{i}", keys, bb.latent_shape, bb.device) for i in (1, 2)) if cons else None
-    loss, metrics = fake_score_term(bb, sess.fake, cond, x_s, s, t_r, eps, scale_out=cfg.renoise.scale_out,
-                                    weight_clamp=cfg.renoise.weight_clamp, consistency_weight=c.weight if cons else 0.0,
-                                    t_prime_r=t_prime, z_pair=z_pair, two_sample=c.two_sample)
-    loop.backward(loss, sess.fake, sync=True)
-    norm = loop.optimizer_step(sess.state.optimizers["fake"], sess.state.schedulers["fake"],
-                               sess.state.params("fake"), cfg.fake_optim.max_grad_norm)
-    return {"loss_fake": loss.detach(), **metrics, "grad_norm/fake": norm, "fake/stop": stop,
-            "fake/s_mean": s.mean(), "fake/t_r_mean": t_r.mean()}
+    metrics = fake_score_step(sess, [FakeBatch(cond, x_s, s, keys)], cfg.renoise, cfg.consistency,
+                              cfg.fake_optim.max_grad_norm)
+    return {**metrics, "fake/stop": stop, "fake/s_mean": s.mean()}
 
 
 def generator_update(sess: Session, cfg: Stage1Config, cond: Any, uncond: Any, keys: list[int]) -> dict[str, Any]:
     """One AdamW step of the generator with the (AC-)DMD loss on a fresh rollout (§3.6, P13)."""
     bb, n = sess.bb, sess.state.step
     x_s, s, stop = _rollout(sess, cfg, cond, keys, "gen", grad=True)
-    t_r, eps = _renoise_draws(sess, cfg, s, keys, "gen")
+    t_r, eps = renoise_draws(sess, cfg.renoise, s, keys, "gen")
     z = sess.rng.randn(n, "gen/proj", keys, bb.latent_shape, bb.device)
     loss, metrics = dmd_generator_term(bb, sess.teacher, sess.fake, cond, uncond, x_s, s, t_r, eps, z,
                                        cfg.dmd.real_guidance_scale, cfg.dmd.gradient_normalization)
@@ -128,10 +109,20 @@ def generator_update(sess: Session, cfg: Stage1Config, cond: Any, uncond: Any, k
     return {**metrics, "grad_norm/generator": norm, "gen/stop": stop}
 
 
-def step(sess: Session, cfg: Stage1Config, sampler: PromptSampler) -> dict[str, Any]:
+@dataclass
+class Stage1Run:
+    """A built stage-1 run: the session, its prompt sampler and the config."""
+
+    sess: Session
+    sampler: PromptSampler
+    cfg: Stage1Config
+
+
+def step(run: Stage1Run) -> dict[str, Any]:
     """One stage-1 train step (§3.7 pseudo-code)."""
+    sess, cfg = run.sess, run.cfg
     n = sess.state.step
-    idx, keys = sampler.indices(n)
+    idx, keys = run.sampler.indices(n)
     prompts = [sess.prompts[i] for i in idx]
     with torch.no_grad():
         cond, uncond = sess.bb.encode(prompts), sess.bb.encode_uncond(len(prompts))
@@ -152,36 +143,30 @@ def step(sess: Session, cfg: Stage1Config, sampler: PromptSampler) -> dict[str, 
 
 
 def build(cfg: Stage1Config, cfg_dict: dict, *, weights: str | None, out: str, resume: bool = False,
-          device: str | None = None, backbone: Any = None,
-          prompts: Sequence[str] | None = None) -> tuple[Session, PromptSampler]:
-    """Session and sampler of a run. ``backbone`` replaces the registry adapters (toy world, no weights root);
-    ``prompts`` replaces ``data.prompts`` (in-memory list, empty metadata)."""
-    from rtdmd_bench.training import parallel, session
-    from trainers.common import build_backbone
+          device: str | None = None, world: InMemoryWorld | None = None) -> Stage1Run:
+    """Session and sampler of a run (``world``: in-memory backbone and prompts; stage 1 uses no rewards)."""
+    from rtdmd_bench.trainers.common import build_backbone
 
-    if backbone is None:
+    from rtdmd_bench import parallel
+    from rtdmd_bench.training import session
+
+    if world is None:
         validate(cfg)
-    prompts, meta = session.run_prompts(cfg.data, prompts)
+    prompts, meta = session.run_prompts(cfg.data, world.prompts if world else None)
     dist = parallel.init(device)
-    bb = backbone or build_backbone(cfg.model, weights, dist.device)
+    bb = world.backbone if world else build_backbone(cfg.model, weights, dist.device)
     sess = session.start(bb=bb, cfg_dict=cfg_dict, run=cfg.train, lora_cfg=cfg.lora, gen_optim=cfg.generator_optim,
                          fake_optim=cfg.fake_optim, ema_cfg=cfg.ema, out=out, prompts=prompts, metadata=meta,
                          resume=resume, dist=dist, rng_block=cfg.batch_size * dist.world if cfg.train.batched_rng else 0)
-    return sess, PromptSampler(len(prompts), cfg.batch_size, dist.world, dist.rank, cfg.train.seed)
+    return Stage1Run(sess, PromptSampler(len(prompts), cfg.batch_size, dist.world, dist.rank, cfg.train.seed), cfg)
 
 
-def main(cfg: Stage1Config, cfg_dict: dict, *, weights: str | None, out: str, resume: bool = False,
-         device: str | None = None, backbone: Any = None, prompts: Sequence[str] | None = None) -> Session:
-    """Build (see ``build`` for the overrides), train ``cfg.train.steps`` steps, export the LoRA."""
-    from rtdmd_bench.training import lora, session
-    from rtdmd_bench.training.periodic_eval import maybe_evaluate
+def record(run: Stage1Run) -> dict:
+    """``training.json`` of the export: stage 1, no rewards."""
+    from rtdmd_bench.training import lora
 
-    sess, sampler = build(cfg, cfg_dict, weights=weights, out=out, resume=resume, device=device, backbone=backbone,
-                          prompts=prompts)
-    loop.run(sess.state, lambda _s: step(sess, cfg, sampler), steps=cfg.train.steps, out=out, dist=sess.dist,
-             logger=sess.logger, cfg_hash=sess.cfg_hash, save_every=cfg.train.save_every,
-             on_step_end=lambda _s: maybe_evaluate(sess, cfg.eval, weights))
-    trainer = type(cfg).__name__.removesuffix("Config").lower()  # stage1 | dmd
-    session.export(sess, cfg.lora, lora.training_record(1, trainer, {}, cfg.model.name, sess.state.step))
-    sess.logger.close()
-    return sess
+    trainer = type(run.cfg).__name__.removesuffix("Config").lower()  # stage1 | dmd
+    return lora.training_record(1, trainer, {}, run.cfg.model.name, run.sess.state.step)
+
+
+RECIPE = Recipe(config=Stage1Config, validate=validate, build=build, step=step, record=record)

@@ -9,15 +9,16 @@ deterministic last step w_dm·DMD + reward back-propagation -> clip, AdamW, EMA.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
+from rtdmd_bench.trainers.stage2_parts import advantages, fake_update, last_step_loss, rollout
 
+from rtdmd_bench import parallel
 from rtdmd_bench.losses.policy import clipped_policy_loss, filter_zero_advantage
 from rtdmd_bench.losses.reward_bp import differentiable_subset
-from rtdmd_bench.training import loop, parallel
+from rtdmd_bench.training import loop
 from rtdmd_bench.training.config import (
     ConsistencySection,
     DataSection,
@@ -30,9 +31,9 @@ from rtdmd_bench.training.config import (
     RunSection,
 )
 from rtdmd_bench.training.ema import named_trainable
+from rtdmd_bench.training.recipe import InMemoryWorld, Recipe
 from rtdmd_bench.training.samplers import KRepeatSampler, check_k_repeat, select_train_steps
 from rtdmd_bench.training.session import Session
-from rtdmd_bench.training.stage2_terms import advantages, fake_update, last_step_loss, rollout
 from rtdmd_bench.training.terms import kl_to_reference, policy_logprob
 
 
@@ -145,10 +146,14 @@ def bp_weights(cfg: Stage2Config) -> dict[str, float]:
     return dict(cfg.bp.rewards) if cfg.bp.rewards is not None else differentiable_subset(cfg.rewards)[0]
 
 
-def validate(cfg: Stage2Config, world: int) -> None:
-    """Clear errors before any model loads: unknown reward/model, BP on a non-differentiable reward, K ∤ batch."""
-    from trainers.common import validate_model, validate_rewards
+def validate(cfg: Stage2Config, world: int | None = None) -> None:
+    """Clear errors before any model loads: unknown reward/model, BP on a non-differentiable reward, K ∤ batch.
 
+    ``world``: the launch's world size (None: ``sampling.expected_world``, the size the config is written for).
+    """
+    from rtdmd_bench.trainers.common import validate_model, validate_rewards
+
+    world = cfg.sampling.expected_world if world is None else world
     for name in filter(None, (cfg.model.name, cfg.model.generator_init, cfg.model.fake_init)):
         validate_model(name)
     validate_rewards(cfg.rewards, cfg.bp.rewards if cfg.bp.enabled else None)
@@ -224,11 +229,24 @@ def generator_update(sess, cfg, traj, prompts, metas, keys, adv, selected, steps
     return {**logs, "grad_norm/generator": norm}
 
 
-def step(sess: Session, cfg: Stage2Config, sampler: KRepeatSampler, rewards: dict, bp_rewards: dict) -> dict:
+@dataclass
+class Stage2Run:
+    """A built stage-2 run: the session, the sampler, the resolved reward modules ``{name: (module, w)}`` and the
+    config."""
+
+    sess: Session
+    sampler: KRepeatSampler
+    rewards: dict[str, tuple[Any, float]]
+    bp_rewards: dict[str, tuple[Any, float]]
+    cfg: Stage2Config
+
+
+def step(run: Stage2Run) -> dict:
     """One epoch (§4.8 pseudo-code)."""
+    sess, cfg = run.sess, run.cfg
     n_steps = len(sess.bb.sigmas) - 1
     selected, steps = trained_steps(cfg, cfg.train.seed, sess.state.step, n_steps)
-    traj, prompts, metas, keys, scores = rollout(sess, cfg, sampler, rewards, selected)
+    traj, prompts, metas, keys, scores = rollout(sess, cfg, run.sampler, run.rewards, selected)
     metrics: dict[str, Any] = {f"reward/{k}": parallel.all_reduce_mean(v.mean(), sess.dist) for k, v in scores.items()}
     if sess.fake is not None:
         with sess.timer.phase("fake_update"):
@@ -243,74 +261,50 @@ def step(sess: Session, cfg: Stage2Config, sampler: KRepeatSampler, rewards: dic
     metrics.update({"adv/mean": adv.mean(), "adv/std": adv.std(unbiased=False), "adv/abs_max": adv.abs().max(),
                     "selected_steps": sum(10**i * s for i, s in enumerate(selected))})
     with sess.timer.phase("generator_update"):
-        metrics.update(generator_update(sess, cfg, traj, prompts, metas, keys, adv, selected, steps, bp_rewards))
+        metrics.update(generator_update(sess, cfg, traj, prompts, metas, keys, adv, selected, steps, run.bp_rewards))
     return {**metrics, **sess.timer.pop()}
 
 
-@dataclass
-class Stage2Run:
-    """A built stage-2 run: the session, the sampler and the resolved reward modules ``{name: (module, w)}``."""
-
-    sess: Session
-    sampler: KRepeatSampler
-    rewards: dict[str, tuple[Any, float]]
-    bp_rewards: dict[str, tuple[Any, float]]
-
-    def step(self, cfg: Stage2Config) -> dict:
-        return step(self.sess, cfg, self.sampler, self.rewards, self.bp_rewards)
-
-
 def build(cfg: Stage2Config, cfg_dict: dict, *, weights: str | None, out: str, resume: bool = False,
-          device: str | None = None, backbone: Any = None, rewards: dict | None = None,
-          prompts: Sequence[str] | None = None) -> Stage2Run:
+          device: str | None = None, world: InMemoryWorld | None = None) -> Stage2Run:
     """Session, sampler and rewards of a run.
 
-    Overrides for in-memory worlds (the toy benchmark): ``backbone`` replaces the registry adapters (no weights
-    root); ``rewards = {name: (module, weight)}`` replaces the registry rewards (modules are called like registry
-    rewards and taken as differentiable: BP uses ``bp.rewards`` or all of ``cfg.rewards``); ``prompts`` replaces
-    ``data.prompts`` (empty metadata).
+    ``world`` replaces the registry backbone, prompts (empty metadata) and rewards by in-memory objects (the toy):
+    its reward modules are taken as differentiable, so BP uses ``bp.rewards`` or all of ``cfg.rewards``.
     """
-    from rtdmd_bench.training import session
-    from trainers.common import build_backbone, build_rewards, world_size
+    from rtdmd_bench.trainers.common import build_backbone, build_rewards
 
-    if backbone is None:
-        validate(cfg, world_size())
-    prompts, meta = session.run_prompts(cfg.data, prompts)
+    from rtdmd_bench.training import session
+
+    if world is None:
+        validate(cfg, parallel.world_size())
+    prompts, meta = session.run_prompts(cfg.data, world.prompts if world else None)
     dist = parallel.init(device)
-    bb = backbone or build_backbone(cfg.model, weights, dist.device)
+    bb = world.backbone if world else build_backbone(cfg.model, weights, dist.device)
     need_fake = cfg.aux.loss != "none"
     sess = session.start(bb=bb, cfg_dict=cfg_dict, run=cfg.train, lora_cfg=cfg.lora, gen_optim=cfg.generator_optim,
                          fake_optim=cfg.fake_optim if need_fake else None, ema_cfg=cfg.ema, out=out, prompts=prompts,
                          metadata=meta, resume=resume, dist=dist,
                          rng_block=cfg.sampling.batch_size * dist.world if cfg.train.batched_rng else 0)
-    if rewards is None:
+    if world is None:
         bp_w = bp_weights(cfg)
         all_rewards = build_rewards({**cfg.rewards, **bp_w}, weights, dist.device)
     else:
         bp_w = (dict(cfg.bp.rewards) if cfg.bp.rewards is not None else dict(cfg.rewards)) if cfg.bp.enabled else {}
-        all_rewards = rewards
+        all_rewards = dict(world.rewards)
     sampler = KRepeatSampler(len(prompts), cfg.sampling.batch_size, cfg.sampling.k, dist.world, dist.rank,
                              cfg.train.seed, cfg.sampling.batches_per_epoch)
     return Stage2Run(sess, sampler, {k: (all_rewards[k][0], w) for k, w in cfg.rewards.items()},
-                     {k: (all_rewards[k][0], w) for k, w in bp_w.items()})
+                     {k: (all_rewards[k][0], w) for k, w in bp_w.items()}, cfg)
 
 
-def main(cfg: Stage2Config, cfg_dict: dict, *, weights: str | None, out: str, resume: bool = False,
-         device: str | None = None, backbone: Any = None, rewards: dict | None = None,
-         prompts: Sequence[str] | None = None) -> Session:
-    """Build (see ``build`` for the overrides), train ``cfg.train.steps`` epochs, export the LoRA."""
-    from rtdmd_bench.training import lora, session
-    from rtdmd_bench.training.periodic_eval import maybe_evaluate
+def record(run: Stage2Run) -> dict:
+    """``training.json`` of the export: the advantage rewards and the BP rewards with their weights."""
+    from rtdmd_bench.training import lora
 
-    run = build(cfg, cfg_dict, weights=weights, out=out, resume=resume, device=device, backbone=backbone,
-                rewards=rewards, prompts=prompts)
-    sess = run.sess
-    loop.run(sess.state, lambda _s: run.step(cfg), steps=cfg.train.steps, out=out, dist=sess.dist,
-             logger=sess.logger, cfg_hash=sess.cfg_hash, save_every=cfg.train.save_every,
-             on_step_end=lambda _s: maybe_evaluate(sess, cfg.eval, weights))
-    trainer = type(cfg).__name__.removesuffix("Config").lower()  # stage2 | grpo
-    bp_w = {k: w for k, (_, w) in run.bp_rewards.items()}
-    session.export(sess, cfg.lora, lora.training_record(2, trainer, {k: w for k, (_, w) in run.rewards.items()},
-                                                        cfg.model.name, sess.state.step, bp_rewards=bp_w))
-    sess.logger.close()
-    return sess
+    trainer = type(run.cfg).__name__.removesuffix("Config").lower()  # stage2 | grpo
+    return lora.training_record(2, trainer, {k: w for k, (_, w) in run.rewards.items()}, run.cfg.model.name,
+                                run.sess.state.step, bp_rewards={k: w for k, (_, w) in run.bp_rewards.items()})
+
+
+RECIPE = Recipe(config=Stage2Config, validate=validate, build=build, step=step, record=record)

@@ -17,8 +17,9 @@ EXIT_BAD_INPUT = 2
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
+    from rtdmd_bench.cli.common import fail
+
+    return fail(message, code)
 
 
 def _warn_missing_images(run) -> None:
@@ -38,8 +39,8 @@ def leaderboard(
 ) -> None:
     """Build the leaderboard markdown from runs plus published anchors (deterministic output)."""
     from rtdmd_bench.io import atomic_write_text
+    from rtdmd_bench.published import DEFAULT_PATH, PublishedError
     from rtdmd_bench.report.leaderboard import LeaderboardError, build_leaderboard, stale_diff
-    from rtdmd_bench.report.published import DEFAULT_PATH, PublishedError
     from rtdmd_bench.report.runs import RunError
 
     try:

@@ -86,14 +86,11 @@ def _table(doc: dict, timing: dict, table_cls):
 
 
 def _config_from_dict(d: dict) -> dict:
-    """Rebuild the nested dataclasses of ``BenchConfig`` from ``config_dict`` output."""
-    from rtdmd_bench.toy.distill import Stage1Config
-    from rtdmd_bench.toy.finetune import Stage2Config
+    """Rebuild the nested values of ``BenchConfig`` from ``config_dict`` output (stage1/stage2 stay dicts)."""
     from rtdmd_bench.toy.world import WorldConfig
 
     d = dict(d)
     d["world"] = WorldConfig(**d["world"])
-    d["stage1"] = Stage1Config(**d["stage1"])
-    d["stage2"] = Stage2Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["stage2"].items()})
     d["sigmas"] = tuple(d["sigmas"])
+    d["exact_t"] = tuple(d["exact_t"])
     return d

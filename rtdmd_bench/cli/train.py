@@ -18,7 +18,6 @@ def resolve_config(trainer: str, model: Optional[str], config: Optional[Path], s
                    steps: Optional[int]):
     """``(trainer spec, cfg, cfg path)`` strictly loaded; raises ConfigError/RegistryError on bad input."""
     from rtdmd_bench import config as cfglib
-    from rtdmd_bench.registry import import_target
     from rtdmd_bench.training.registry import TRAINERS, configs_root
 
     spec = TRAINERS.spec(trainer)
@@ -33,8 +32,7 @@ def resolve_config(trainer: str, model: Optional[str], config: Optional[Path], s
         overrides.insert(0, f"model.name={model}")
     if steps is not None:
         overrides.append(f"train.steps={steps}")
-    cls = import_target(spec.config)
-    return spec, cfglib.load(cls, path, overrides), path
+    return spec, cfglib.load(TRAINERS.get(trainer).config, path, overrides), path
 
 
 def train(
@@ -47,39 +45,39 @@ def train(
     steps: Optional[int] = typer.Option(None, "--steps", help="Train steps (stage 1) / epochs (stage 2)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/train/<trainer>-<model>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out."),
+    force: bool = typer.Option(False, "--force", help="Start over in an --out that holds a run (deletes its "
+                               "checkpoints, metrics and LoRA)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda (default: cuda when available)."),
     trainer: Optional[str] = typer.Option(None, "--trainer", help="Recipe by name instead of --stage: "
                                           "stage1_acdmd | stage2_rtdmd | dmd | grpo."),
 ) -> None:
     """Train a few-step generator with a registered recipe; writes config.json, metrics.jsonl, checkpoints and
     lora/generator_ema.pt (loadable by `rtdmd-bench eval --lora`) under --out."""
-    from rtdmd_bench.cli.common import err_console, user_errors
+    from rtdmd_bench.cli.common import console, user_errors
+    from rtdmd_bench.cli.errors import is_main_rank
 
     with user_errors():
         from rtdmd_bench import config as cfglib
-        from rtdmd_bench.registry import import_target
-        from rtdmd_bench.training.registry import STAGES
+        from rtdmd_bench import parallel
+        from rtdmd_bench.hf import quiet_hf
+        from rtdmd_bench.training.registry import STAGES, TRAINERS
 
         if trainer is None:
             if stage not in STAGES:
                 raise ValueError(f"--stage must be 1 or 2 (or pass --trainer NAME), got {stage}")
             trainer = STAGES[stage]
         spec, cfg, _ = resolve_config(trainer, model, config, set_ or [], steps)
-        validate = import_target(spec.target.replace(":main", ":validate"))
-        if spec.name in ("stage2_rtdmd", "grpo"):
-            from trainers.common import world_size
-
-            validate(cfg, world_size())
-        else:
-            validate(cfg)
+        recipe = TRAINERS.get(spec.name)
+        recipe.validate(cfg, parallel.world_size())
+        parallel.check_device(device)
         run_dir = out or Path("runs") / "train" / f"{spec.name}-{cfg.model.name}"
-        main = import_target(spec.target)
-        from rtdmd_bench.training import checkpoint, parallel
-
+        quiet_hf()
         try:
-            main(cfg, cfglib.to_dict(cfg), weights=weights, out=str(run_dir), resume=resume, device=device)
-        except checkpoint.CheckpointError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
+            recipe(cfg, cfglib.to_dict(cfg), weights=weights, out=str(run_dir), resume=resume, device=device,
+                   force=force)
         finally:
             parallel.shutdown()
+    lora = run_dir / "lora" / "generator_ema.pt"
+    if is_main_rank():
+        console.print(f"trained {cfg.train.steps} steps; run folder {run_dir}"
+                      + (f"; LoRA for `rtdmd-bench eval --lora`: {lora}" if lora.is_file() else ""), highlight=False)

@@ -25,7 +25,7 @@ def make_tiny(directory: Path = typer.Argument(..., help="Where to write the tin
 @app.command("fetch")
 def fetch(name: str = typer.Argument(..., help="Model or reward name."),
           weights: Optional[Path] = typer.Option(None, help="Weights root (default $RTDMD_BENCH_WEIGHTS).")) -> None:
-    """Download NAME's files from the Hugging Face Hub into the layout (needs network access)."""
+    """Download NAME's files into the layout (Hugging Face Hub; OCR models from RapidOCR's hosting; needs network)."""
     from rtdmd_bench.models import MODELS
     from rtdmd_bench.rewards import REWARDS
     from rtdmd_bench.weights import resolve_root
@@ -49,9 +49,13 @@ def fetch(name: str = typer.Argument(..., help="Model or reward name."),
 def verify(weights: Optional[Path] = typer.Option(None, help="Weights root (default $RTDMD_BENCH_WEIGHTS).")) -> None:
     """Check the files present under the root: sizes and sha256 where known."""
     from rtdmd_bench.rewards.fetch import verify_weights
-    from rtdmd_bench.weights import resolve_root
+    from rtdmd_bench.weights import TINY, resolve_root
 
     root = resolve_root(weights)
+    if str(weights) == TINY:  # every part of the tiny cache (built on first use)
+        from rtdmd_bench.testing import write_tiny_weights
+
+        write_tiny_weights(root)
     with user_errors():
         checks = verify_weights(root)
     for c in checks:

@@ -1,14 +1,13 @@
 """Evaluation sharding under ``torchrun``: rank/world from the environment, one barrier, per-rank counters.
 
 Evaluation needs no collective but a final barrier: every rank writes its own journal and counters, rank 0
-merges them. The process group itself (gloo on CPU, nccl on GPU) is owned by ``training/parallel.py``, the
+merges them. The process group itself (gloo on CPU, nccl on GPU) is owned by ``rtdmd_bench.parallel``, the
 only module that touches torch.distributed.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,26 +16,28 @@ from rtdmd_bench.io import atomic_write_json
 
 def rank_world() -> tuple[int, int]:
     """``(RANK, WORLD_SIZE)`` as set by torchrun; ``(0, 1)`` for a plain process."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    from rtdmd_bench import parallel
+
+    return parallel.rank_world()
 
 
 def setup(device: str):
     """Join the torchrun process group when there is one; returns parallel's ``Dist`` (rank, world, device:
     ``cuda`` becomes ``cuda:LOCAL_RANK``)."""
-    from rtdmd_bench.training import parallel
+    from rtdmd_bench import parallel
 
     return parallel.init(None if device == "auto" else device)
 
 
 def barrier(dist) -> None:
-    from rtdmd_bench.training import parallel
+    from rtdmd_bench import parallel
 
     parallel.barrier(dist)
 
 
 def teardown(dist) -> None:
     if dist.enabled:
-        from rtdmd_bench.training import parallel
+        from rtdmd_bench import parallel
 
         parallel.shutdown()
 

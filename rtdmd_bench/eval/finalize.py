@@ -7,6 +7,7 @@ else); a session that generated nothing keeps the throughput figures of the sess
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -53,18 +54,20 @@ def finalize(cfg: EvalConfig, plan: Plan, out: Path, existing: dict, world: int,
     from rtdmd_bench.eval.runner import IMAGES_PER_S_INCLUDES, _io_threads
     from rtdmd_bench.imaging import PNG_COMPRESS_LEVEL, PNG_FORMAT
     from rtdmd_bench.io import atomic_write_json
-    from rtdmd_bench.rewards import reward_spec
+    from rtdmd_bench.rewards import reward_identity, reward_spec
 
     journals = journal_paths(out)
     merged = merge_records((rec for p in journals for rec in read_jsonl(p)), into=existing)
     if journals or not (out / "samples.jsonl").is_file():  # unchanged records: samples.jsonl already holds them
         write_samples(out, merged)
+    info = {name: reward_identity(name, cfg.weights, cfg.reward_options.get(name))
+            for name in dict.fromkeys(n for names in plan.rewards.values() for n in names)}
     entries = {}
     for suite, names in plan.rewards.items():
         recs = [merged[it.key] for it in plan.items if it.suite == suite and it.key in merged]
         for name in names:
-            entries[f"{suite}/{name}"] = entry(recs, plan.suites[suite], name, reward_spec(name),
-                                               cfg.bootstrap_resamples)
+            spec = dataclasses.replace(reward_spec(name), version=info[name]["version"], units=info[name]["units"])
+            entries[f"{suite}/{name}"] = entry(recs, plan.suites[suite], name, spec, cfg.bootstrap_resamples)
     model_info = model_description(out, cfg, workers)
     n_gen = int(stats_total.get("images_generated", 0))
     loop = stats_total.get("max_loop_s") or 0.0
@@ -78,6 +81,6 @@ def finalize(cfg: EvalConfig, plan: Plan, out: Path, existing: dict, world: int,
         previous = _previous_throughput(out)
         if previous is not None:
             run.update(previous)  # a resume that generated nothing keeps the generating session's figures
-    results = rundir.assemble(cfg, plan, model_info, entries, run, tiny or bool(model_info.get("tiny")))
+    results = rundir.assemble(cfg, plan, model_info, entries, run, tiny or bool(model_info.get("tiny")), info)
     atomic_write_json(out / "results.json", results)
     return results

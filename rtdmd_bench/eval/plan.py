@@ -22,10 +22,15 @@ class BenchmarkSpec(Spec):
 BENCHMARKS: Registry[BenchmarkSpec] = Registry("benchmark")
 BENCHMARKS.add(BenchmarkSpec(
     name="rtdmd-paper", target="rtdmd_bench.eval.plan:BENCHMARKS",
-    description="RTDMD paper routing: CLIP/Aesthetic/Pick/HPSv2.1/ImageReward on DrawBench, GenEval on GenEval (4/prompt)",
-    routing=(("drawbench", ("clipscore", "aesthetic", "pickscore", "hpsv2", "imagereward")), ("geneval", ("geneval",))),
+    description="RTDMD paper routing (reference reward_dataset_map): CLIP/Aesthetic/Pick/HPSv2.1/ImageReward on "
+                "DrawBench, HPSv3 on HPDv3, GenEval on GenEval (4/prompt), GenEval2 on GenEval2, OCR on the OCR set",
+    routing=(("drawbench", ("clipscore", "aesthetic", "pickscore", "hpsv2", "imagereward")),
+             ("hpdv3", ("hpsv3",)), ("geneval", ("geneval",)), ("geneval2", ("geneval2",)), ("ocr", ("ocr",))),
     note="the reference caps each set at its first 64 prompts (--limit 64); full sets are the default here",
 ))
+
+
+EVAL_DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -69,22 +74,28 @@ def routing(cfg: EvalConfig) -> list[tuple[str, tuple[str, ...]]]:
         return [(s, tuple(cfg.rewards) or r) for s, r in bench.routing]
     if not cfg.suites:
         raise RegistryError("no suite given: pass --suite NAME[,NAME] or --benchmark NAME")
-    return [(s, tuple(cfg.rewards) or suite_spec(s).default_rewards) for s in cfg.suites]
+    rewards = tuple(dict.fromkeys(cfg.rewards))  # a name given twice is one reward, scored once
+    return [(s, rewards or suite_spec(s).default_rewards) for s in dict.fromkeys(cfg.suites)]
 
 
-def check_rewards(route: list[tuple[str, tuple[str, ...]]]) -> None:
-    """Every reward is known, available, and gets the inputs it needs from its suite."""
-    from rtdmd_bench.rewards import RewardUnavailableError, reward_spec
+def check_rewards(route: list[tuple[str, tuple[str, ...]]], options: dict[str, dict] | None = None) -> None:
+    """Every reward is known, gets the inputs it needs from its suite, and has only options it declares."""
+    from rtdmd_bench.rewards import RewardOptionsError, check_option_names, reward_options, reward_spec
     from rtdmd_bench.suites import suite_spec
 
+    used = {name for _, rewards in route for name in rewards}
+    for name, opts in (options or {}).items():
+        if name not in used:
+            raise RewardOptionsError(f"reward_options.{name}: reward {name!r} is not scored in this run "
+                                     f"(rewards: {', '.join(sorted(used))})")
+        check_option_names(name, opts)
+        reward_options(name, opts)  # values typed and checked (imports the scorer's module, loads nothing)
     for suite, rewards in route:
         if not rewards:
             raise RegistryError(f"suite {suite!r} has no default rewards; pass --rewards a,b")
         sspec = suite_spec(suite)
         for name in rewards:
             rspec = reward_spec(name)
-            if not rspec.available:
-                raise RewardUnavailableError(f"reward {name!r} is unavailable here: {rspec.unavailable_reason}")
             if rspec.needs_metadata and not sspec.metadata_fields:
                 raise RegistryError(f"reward {name!r} needs per-prompt metadata, which suite {suite!r} does not have")
             missing = [k for k in rspec.metadata_keys if k not in sspec.metadata_fields]
@@ -97,22 +108,29 @@ def check_rewards(route: list[tuple[str, tuple[str, ...]]]) -> None:
 
 def make_plan(cfg: EvalConfig) -> Plan:
     """Validate names, load prompts (checksums verified) and enumerate work items in canonical order."""
-    from rtdmd_bench.eval.seeds import item_seed
+    from rtdmd_bench import parallel
+    from rtdmd_bench.seeds import item_seed
     from rtdmd_bench.suites import load_suite, suite_spec
 
     if cfg.batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
+        raise ValueError(f"--batch-size must be >= 1, got {cfg.batch_size}")
     if cfg.limit is not None and cfg.limit < 1:
-        raise ValueError(f"limit must be >= 1, got {cfg.limit}")
+        raise ValueError(f"--limit must be >= 1, got {cfg.limit}")
+    if cfg.samples_per_prompt is not None and cfg.samples_per_prompt < 1:
+        raise ValueError(f"--samples-per-prompt (-k) must be >= 1, got {cfg.samples_per_prompt}")
+    if cfg.dtype is not None and cfg.dtype not in EVAL_DTYPES:
+        raise ValueError(f"--dtype {cfg.dtype!r} is not supported; use one of {', '.join(EVAL_DTYPES)}")
+    parallel.check_device(cfg.device)
+    from rtdmd_bench.models import resolve_spec
+
+    resolve_spec(cfg.model, **cfg.overrides.as_kwargs())
     route = routing(cfg)
-    check_rewards(route)
+    check_rewards(route, cfg.reward_options)
     items, suites, used = [], {}, {}
     for suite, _ in route:
         spec = suite_spec(suite)
         prompts = load_suite(suite)[: cfg.limit] if cfg.limit else load_suite(suite)
-        k = cfg.samples_per_prompt or spec.images_per_prompt
-        if k < 1:
-            raise ValueError(f"samples_per_prompt must be >= 1, got {k}")
+        k = spec.images_per_prompt if cfg.samples_per_prompt is None else cfg.samples_per_prompt
         suites[suite], used[suite] = spec, len(prompts)
         items += [
             WorkItem(suite, spec.id, p.prompt_id, j, p.prompt, item_seed(spec.id, p.prompt_id, j, cfg.seed), p.tag,
@@ -124,7 +142,8 @@ def make_plan(cfg: EvalConfig) -> Plan:
 
 def preflight(cfg: EvalConfig) -> None:
     """What else can fail before the first image, checked before the run folder is touched: the model name (or
-    plugin path), its weight folder and LoRA files, and every registered reward's weight files.
+    plugin path), its weight folder and LoRA files, and every registered reward's weight files (``--weights tiny``:
+    the name only).
 
     Raises:
         RegistryError: unknown model (with did-you-mean) or a plugin path that does not import.
@@ -134,9 +153,11 @@ def preflight(cfg: EvalConfig) -> None:
 
     from rtdmd_bench.models import MODELS
     from rtdmd_bench.rewards import REWARDS
-    from rtdmd_bench.weights import require_files, resolve_root
+    from rtdmd_bench.weights import TINY, require_files, resolve_root
 
     MODELS.resolve(cfg.model)
+    if cfg.weights == TINY:  # built on demand, part by part, always complete: nothing to check (or to build) yet
+        return
     root = resolve_root(cfg.weights)
     if cfg.model in MODELS:
         spec = MODELS.spec(cfg.model)

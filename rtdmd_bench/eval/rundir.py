@@ -88,7 +88,8 @@ def prepare(out: Path, cfg: EvalConfig, force: bool) -> dict:
         except ConfigError as exc:
             raise RunDirError(f"{saved} is unreadable ({exc}); use another --out, or --force to reuse {out}") from None
         new = to_dict(cfg)
-        diff = [k for k in IDENTITY_FIELDS if old.get(k) != new.get(k)]
+        defaults = to_dict(EvalConfig())  # a key added after the run was made holds its default there
+        diff = [k for k in IDENTITY_FIELDS if old.get(k, defaults[k]) != new.get(k)]
         if diff:
             details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
             raise RunDirError(
@@ -153,8 +154,10 @@ def hardware(device: str) -> dict[str, Any]:
 
 
 def assemble(cfg: EvalConfig, plan, model_info: dict[str, Any], entries: dict[str, Any],
-             run_stats: dict[str, Any], tiny: bool) -> dict[str, Any]:
-    """The full results.json object (schema in eval/schema.py)."""
+             run_stats: dict[str, Any], tiny: bool, reward_info: dict[str, dict[str, Any]] | None = None
+             ) -> dict[str, Any]:
+    """The full results.json object (schema in eval/schema.py). ``reward_info``: ``rewards.reward_identity``
+    per reward (effective version/units, options, model files)."""
     from rtdmd_bench import __version__
     from rtdmd_bench.eval.schema import SCHEMA_VERSION
     from rtdmd_bench.rewards import reward_spec
@@ -170,7 +173,8 @@ def assemble(cfg: EvalConfig, plan, model_info: dict[str, Any], entries: dict[st
         }
     names = sorted({r for rs in plan.rewards.values() for r in rs})
     rewards = {n: {"version": s.version, "units": s.units, "higher_is_better": s.higher_is_better,
-                   "differentiable": s.differentiable} for n, s in ((n, reward_spec(n)) for n in names)}
+                   "differentiable": s.differentiable, **(reward_info or {}).get(n, {})}
+               for n, s in ((n, reward_spec(n)) for n in names)}
     return {
         "schema_version": SCHEMA_VERSION, "package_version": __version__, "git_hash": git_hash(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "tiny_weights": tiny,

@@ -23,6 +23,7 @@ from typing import Any
 
 from rtdmd_bench.eval.config import EvalConfig
 from rtdmd_bench.eval.plan import Plan, WorkItem, make_plan
+from rtdmd_bench.hf import quiet_hf
 
 IMAGES_PER_S_INCLUDES = ("generation, quantisation, scoring, PNG encode + sha256 + write, journal lines "
                          "(the slowest rank, from its first generate call to its last journal line); excludes "
@@ -93,17 +94,9 @@ class _Workers:
             from rtdmd_bench import rewards
 
             quiet_hf()
-            self._rewards[name] = rewards.build(name, weights=self.cfg.weights, device=self.device)
+            self._rewards[name] = rewards.build(name, weights=self.cfg.weights, device=self.device,
+                                                options=self.cfg.reward_options.get(name))
         return self._rewards[name]
-
-
-def quiet_hf() -> None:
-    """Silence diffusers/transformers loading bars and info logs (our own progress bars say what happens),
-    without importing either: a library already imported is silenced now, one imported later on import
-    (a plugin generator that uses neither never pays for them)."""
-    from rtdmd_bench.hf_quiet import silence_hf_on_import
-
-    silence_hf_on_import()
 
 
 def _torch_dtype(name: str | None):
@@ -132,7 +125,8 @@ def _score(workers: _Workers, names: tuple[str, ...], items: list[WorkItem], ima
             res = reward(images.to(workers.device), prompts, meta)
         scores = [float(s) for s in res.scores.float().cpu()]
         valid = [bool(v) and math.isfinite(s) for v, s in zip(res.valid.cpu().tolist(), scores)]
-        parts = {k: [float(x) for x in v.float().cpu()] for k, v in res.parts.items()}
+        parts = {k: [float(x) if math.isfinite(float(x)) else None for x in v.float().cpu()]
+                 for k, v in res.parts.items()}
         out[name] = (scores, valid, parts, res.extras)
     return out
 
@@ -316,7 +310,7 @@ def evaluate(cfg: EvalConfig, generator=None, force: bool = False, progress: boo
     from rtdmd_bench.eval import distributed, rundir
     from rtdmd_bench.eval.journal import Journal, load_all
     from rtdmd_bench.eval.plan import preflight
-    from rtdmd_bench.weights import is_tiny, resolve_root
+    from rtdmd_bench.weights import TINY, is_tiny, resolve_root
 
     t_start = time.perf_counter()
     plan = make_plan(cfg)  # every name and checksum validated before any model loads
@@ -349,7 +343,7 @@ def evaluate(cfg: EvalConfig, generator=None, force: bool = False, progress: boo
 
             return finalize(cfg, plan, out, existing, world, stats_total=distributed.collect_rank_stats(out, world),
                             wall=time.perf_counter() - t_start, device=device, workers=workers,
-                            tiny=is_tiny(resolve_root(cfg.weights)) if cfg.weights else False)
+                            tiny=cfg.weights == TINY or (bool(cfg.weights) and is_tiny(resolve_root(cfg.weights))))
         finally:
             if generator is None:  # a caller that passed its generator (training) owns the process group
                 distributed.teardown(dist)

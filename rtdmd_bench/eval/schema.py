@@ -15,7 +15,9 @@ model             object   generator.describe(): name, family, base, revision, w
                            writes one): compare's reward-hacking check reads it
 suites            object   "name@version" -> {name, version, sha256, n_prompts (in the file), n_prompts_used,
                            images_per_prompt, limit (null = all prompts), prompt_ids ("first N" note), source}
-rewards           object   reward name -> {version, units, higher_is_better, differentiable}
+rewards           object   reward name -> {version, units, higher_is_better, differentiable, options} (version and
+                           units as the reward's options make them, e.g. GenEval2 "am"); OCR adds files
+                           [{name, bytes, sha256}] of the detector and recogniser that read the images
 results           object   "suite/reward" -> entry:
     suite, suite_version, reward, reward_version, units, higher_is_better
     mean          float|null   mean over valid images (null when none is valid)
@@ -31,6 +33,9 @@ results           object   "suite/reward" -> entry:
                                declared headline; "mean" when the suite has no tags)
     headline_ci95 [lo, hi]|null 95% bootstrap CI of the headline statistic (for macro_over_tags: prompts
                                resampled within each tag)
+    breakdowns    object       name -> group -> {mean, ci95, n}: sub-scores a reward reports per image (GenEval2:
+                               "skill" -> object/count/attribute/position/verb, atom-level means over all
+                               atoms of the skill, CI over prompts); {} for other rewards
 run               object   world_size, hardware {platform, python, torch, device, gpu}, wall_time_s,
                            generation_time_s (the generate calls), scoring_time_s, images_generated (PNGs written
                            this session), images_total, seed, bootstrap_resamples, and the throughput figures:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rtdmd_bench.flow import sigma_to_timestep
+
 _SIGMA_FLOOR_SQ = 1e-12  # sigma_ts = sqrt(max(t² − a²s², 1e-12)): keeps t == s finite
 
 
@@ -136,7 +138,7 @@ def renoise_timesteps(s: Tensor, u: Tensor, offset: float = 10.0, end: float = 1
     Returns:
         ``t_r`` float32 ``[B]``.
     """
-    start = 1000.0 * s.float() + offset
+    start = sigma_to_timestep(s.float()) + offset
     stop = torch.full_like(start, float(end))
     stop = torch.where(stop <= start, start + 1.0, stop)
     return (start + u.to(start) * (stop - start)).clamp(clamp[0], clamp[1])

@@ -42,3 +42,20 @@ def dmd_loss(x: Tensor, fake_pred: Tensor, real_pred: Tensor, normalize: bool = 
     loss = 0.5 * ((x.double() - target) ** 2).mean()
     metrics = {"dmd_g_abs": g.abs().mean().float(), "dmd_normalizer": norm.mean().float()}
     return loss.float(), metrics
+
+
+def kl_time_weight(t: Tensor, numel: int) -> Tensor:
+    """Per-sample DM weight ``w(t) = D·(1−t)²/t²`` that turns ``dmd_loss`` into a KL gradient in nats (§5 a).
+
+    At s = 0 the score difference is ``s_fake − s_real = ((1−t)/t²)(x̂0_f − x̂0_r)`` and ``∂x_t/∂θ = (1−t)∂x0/∂θ``,
+    so ``∇_θ KL(p_θ,t ‖ p_t) = E[((1−t)²/t²)(x̂0_f − x̂0_r)ᵀ ∂x0/∂θ]`` summed over the ``D`` latent elements. The
+    un-normalised, mean-reduced ``dmd_loss`` has gradient ``(x̂0_f − x̂0_r)/(B·D)`` per element, so weighting each
+    sample's difference by ``w(t)`` gives ``(1/B)·Σ_b ∇KL_b``: comparable with ``β·∇r`` of the reward terms.
+
+    Args:
+        t: ``[B]`` renoise levels in (0, 1) (clamped below at 1e-6). numel: ``D`` latent elements per sample.
+
+    Returns:
+        ``[B]`` weights. Example: ``kl_time_weight(tensor([0.5]), 4) == tensor([4.])``.
+    """
+    return numel * (1 - t) ** 2 / t.clamp(min=1e-6) ** 2

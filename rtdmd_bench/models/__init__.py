@@ -44,12 +44,46 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rtdmd_bench.models.spec import ModelSpec, Published  # noqa: F401
+from rtdmd_bench.models.spec import ModelSpec  # noqa: F401
 from rtdmd_bench.registry import Registry
 
 MODELS: Registry[ModelSpec] = Registry("model")
 
+
+def _write_tiny_models(root: Path) -> None:
+    from rtdmd_bench.hf import quiet_hf
+    from rtdmd_bench.models.tiny import write_tiny_models
+    from rtdmd_bench.seeds import torch_seeded
+
+    quiet_hf()
+    with torch_seeded(0):
+        write_tiny_models(root)
+
+
+TINY_PART = ("models", _write_tiny_models)  # the generators' part of ``--weights tiny`` (weights.ensure_tiny_part)
+
 from rtdmd_bench.models import catalog as _catalog  # noqa: E402,F401  (fills MODELS)
+
+
+def resolve_spec(name: str, **overrides: Any) -> ModelSpec | None:
+    """The ``ModelSpec`` a build of ``name`` would use, overrides applied and checked (no torch, no weights): the
+    validation ``eval`` runs before anything loads. A ``module:Attr`` plugin must have ``from_weights``; one without
+    a class-level ``spec`` returns None (it owns its settings).
+
+    Raises:
+        RegistryError: unknown name, or a plugin that is not a generator. ValueError / TypeError: bad overrides.
+    """
+    from rtdmd_bench.models.common import normalise_spec
+    from rtdmd_bench.registry import RegistryError
+
+    if name in MODELS:
+        return normalise_spec(MODELS.spec(name), overrides)
+    target = MODELS.get(name)
+    if not callable(getattr(target, "from_weights", None)):
+        raise RegistryError(f"model plugin {name!r} is not a generator: it has no from_weights(spec, root, ...) "
+                            f"(subclass rtdmd_bench.models.common.FlowGenerator, or see docs/extending.md)")
+    spec = getattr(target, "spec", None)
+    return normalise_spec(spec, overrides) if isinstance(spec, ModelSpec) else None
 
 
 def build(name: str, weights: str | Path | None = None, device: Any = "cpu", dtype: Any = None,
@@ -67,5 +101,5 @@ def build(name: str, weights: str | Path | None = None, device: Any = "cpu", dty
 
     target = MODELS.get(name)
     spec = MODELS.spec(name) if name in MODELS else getattr(target, "spec", None)
-    return target.from_weights(spec, resolve_root(weights), device=device, dtype=dtype, lora=tuple(lora),
+    return target.from_weights(spec, resolve_root(weights, TINY_PART), device=device, dtype=dtype, lora=tuple(lora),
                                **overrides)

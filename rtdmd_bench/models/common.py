@@ -1,9 +1,10 @@
-"""What every family adapter shares: loading, the prompt cache, seeding, the sampling loop, describe().
+"""What every family adapter shares: loading, the prompt cache, seeding, sampling, describe().
 
-A family module (``sd3.py``, ``flux1.py``, ``flux2_klein.py``) subclasses ``FlowGenerator`` and supplies the
-diffusers pipeline class, ``_encode_batch``, ``predict_velocity``, ``decode``, ``latent_shape`` and the arguments
-of its standard multi-step Euler schedule. Latents are always spatial ``[B, C, h, w]`` (FLUX token packing happens
-inside ``predict_velocity``), so trainers see one layout for every family.
+A family module (``sd3.py``, ``flux1.py``, ``flux2_klein.py``) subclasses ``FlowGenerator`` with ``_encode_batch``,
+``predict_velocity``, ``decode`` and ``latent_shape``; everything else family-specific (pipeline class, sigma
+schedules, timestep convention, guidance kind) is read from its ``FamilySpec`` (``self.family``). Latents are
+always spatial ``[B, C, h, w]`` (FLUX token packing happens inside ``predict_velocity``), so trainers see one
+layout for every family. Sampling runs the one CPS loop, ``sampling.cps_rollout``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rtdmd_bench.flow import few_step_sigmas, with_terminal_zero
+from rtdmd_bench.flow import sigma_to_timestep, with_terminal_zero
+from rtdmd_bench.models.family import FAMILIES, FamilySpec
 from rtdmd_bench.models.spec import ModelSpec
 
 DEFAULT_CACHE_SIZE = 256  # prompts; a FLUX.2-klein-4B entry is ~8 MB in bf16
@@ -75,14 +77,6 @@ def cfg_combine(v_uncond: Any, v_cond: Any, scale: float) -> Any:
     return v_uncond + scale * (v_cond - v_uncond)
 
 
-def sigma_batch(sigma: Any, batch: int, device: Any) -> Any:
-    """``sigma`` (float, 0-d or ``[B]``) as an fp32 ``[B]`` tensor."""
-    import torch
-
-    s = torch.as_tensor(sigma, dtype=torch.float32, device=device)
-    return s.expand(batch) if s.ndim == 0 else s.reshape(batch)
-
-
 def normalise_spec(spec: ModelSpec, overrides: dict[str, Any]) -> ModelSpec:
     """Apply overrides; a CPS ``steps`` override without a ``step_list`` gets the evenly spaced list."""
     fields = {f.name for f in dataclasses.fields(ModelSpec)}
@@ -93,21 +87,57 @@ def normalise_spec(spec: ModelSpec, overrides: dict[str, Any]) -> ModelSpec:
     if spec.sampler == "cps" and len(spec.step_list) != spec.steps:
         if "step_list" in overrides:
             raise ValueError(f"steps={spec.steps} but step_list has {len(spec.step_list)} entries")
-        spec = dataclasses.replace(spec, step_list=tuple(1000.0 * (1 - i / spec.steps) for i in range(spec.steps)))
-    if spec.sampler not in ("cps", "euler_cfg"):
-        raise ValueError(f"unknown sampler {spec.sampler!r}; expected 'cps' or 'euler_cfg'")
+        spec = dataclasses.replace(spec, step_list=tuple(float(sigma_to_timestep(1 - i / spec.steps))
+                                                         for i in range(spec.steps)))
+    fam = FAMILIES.spec(spec.family)
+    if spec.sampler not in fam.samplers:
+        raise ValueError(f"unknown sampler {spec.sampler!r} for family {spec.family!r}; expected one of {list(fam.samplers)}")
+    check_sampling(spec, fam.resolution_multiple)
     return spec
+
+
+def check_sampling(spec: ModelSpec, multiple: int) -> None:
+    """Raise ``ValueError`` naming the setting unless the sampling values are usable (before any model loads)."""
+    import math
+
+    if spec.steps < 1:
+        raise ValueError(f"steps must be >= 1, got {spec.steps} (model {spec.name})")
+    if not 0.0 <= spec.eta <= 1.0:
+        raise ValueError(f"eta must be in [0, 1] (0 = Euler/ODE, 1 = full renoising), got {spec.eta}")
+    if not math.isfinite(spec.guidance) or spec.guidance <= 0:
+        raise ValueError(f"guidance must be a finite number > 0 (1 = no CFG), got {spec.guidance}")
+    for side, value in (("height", spec.height), ("width", spec.width)):
+        if value < multiple or value % multiple:
+            raise ValueError(f"{side}={value} is not a positive multiple of {multiple} (the {spec.family} latent "
+                             f"grid); use e.g. {max(multiple, round(value / multiple) * multiple)}")
+
+
+def load_pipeline(pipeline_class: str, folder: Path, dtype: Any, name: str) -> Any:
+    """``diffusers.<pipeline_class>.from_pretrained(folder)`` offline; a missing or truncated component file is a
+    ``MissingWeightsError`` naming the folder, the failing file (as diffusers reports it) and the fix."""
+    import diffusers
+    from safetensors import SafetensorError
+
+    from rtdmd_bench.weights import MissingWeightsError
+
+    try:
+        return getattr(diffusers, pipeline_class).from_pretrained(str(folder), dtype=dtype)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MissingWeightsError(
+            f"could not load {name!r} from {folder}: {detail}. A weight file is missing, truncated or from another "
+            f"model; re-download with `rtdmd-bench weights fetch {name}` (or check the folder's files).") from exc
 
 
 class FlowGenerator:
     """Base adapter. Build with ``from_weights``; see ``rtdmd_bench.models`` for the public API."""
 
-    pipeline_class: ClassVar[str] = ""
     default_max_sequence_length: ClassVar[int] = 512
 
     def __init__(self, spec: ModelSpec, pipe: Any, *, root: Path, device: Any, dtype: Any,
                  lora_records: list[dict[str, Any]]):
         self.spec, self.pipe, self.root = spec, pipe, Path(root)
+        self.family: FamilySpec = FAMILIES.spec(spec.family)
         self.device, self.dtype = device, dtype
         self.lora_records = lora_records
         self.transformer, self.vae = pipe.transformer, pipe.vae
@@ -119,7 +149,6 @@ class FlowGenerator:
     def from_weights(cls, spec: ModelSpec, root: str | Path, device: Any = "cpu", dtype: Any = None,
                      lora: Sequence[str] = (), **overrides: Any) -> FlowGenerator:
         """Load ``root / spec.weights_dir`` offline, merge ``spec.lora`` then ``lora`` in order, freeze everything."""
-        import diffusers
         import torch
 
         from rtdmd_bench.models.lora import merge_lora_stack
@@ -131,7 +160,7 @@ class FlowGenerator:
         extra_lora = [p if Path(p).is_absolute() else str(root / p) for p in lora]
         require_files(root, extra_lora, spec.name)  # root / "/abs/path" is "/abs/path"
         dtype = dtype or torch_dtype(spec.dtype, device)
-        pipe = getattr(diffusers, cls.pipeline_class).from_pretrained(str(root / spec.weights_dir), dtype=dtype)
+        pipe = load_pipeline(FAMILIES.spec(spec.family).pipeline_class, root / spec.weights_dir, dtype, spec.name)
         pipe.to(device)
         for module in pipe.components.values():
             if isinstance(module, torch.nn.Module):
@@ -193,10 +222,6 @@ class FlowGenerator:
     def decode(self, latents: Any) -> Any:
         raise NotImplementedError
 
-    def _euler_kwargs(self, steps: int) -> dict[str, Any]:
-        """``set_timesteps`` arguments of the family's standard multi-step sampler (as its diffusers pipeline)."""
-        return {"num_inference_steps": steps}
-
     # ------------------------------------------------------------------------------------------ sampling
     @property
     def sigmas(self) -> list[float]:
@@ -208,18 +233,17 @@ class FlowGenerator:
     def cps_sigmas(self, step_list: Sequence[float] | None = None) -> list[float]:
         """Few-step CPS levels (§1.3) for ``step_list`` (default ``spec.step_list``) plus the terminal 0, at the
         spec's resolution, whatever ``spec.sampler`` is (a teacher entry used to train a few-step generator)."""
-        cfg = self.pipe.scheduler.config
         steps = self.spec.step_list if step_list is None else step_list
-        return with_terminal_zero(few_step_sigmas(
-            self.spec.family, steps, self.spec.height, self.spec.width, shift=float(cfg.get("shift", 3.0)),
-            time_shift_type=cfg.get("time_shift_type", "exponential"), shift_terminal=cfg.get("shift_terminal") or None))
+        return with_terminal_zero(self.family.cps_sigmas(steps, self.spec.height, self.spec.width,
+                                                         self.pipe.scheduler.config))
 
     def euler_sigmas(self, steps: int) -> list[float]:
         """The family's standard ``steps``-step FlowMatch Euler schedule (with its terminal 0), from its scheduler."""
         from diffusers import FlowMatchEulerDiscreteScheduler
 
-        scheduler = FlowMatchEulerDiscreteScheduler.from_config(self.pipe.scheduler.config)
-        scheduler.set_timesteps(**self._euler_kwargs(steps))
+        cfg = self.pipe.scheduler.config
+        scheduler = FlowMatchEulerDiscreteScheduler.from_config(cfg)
+        scheduler.set_timesteps(**self.family.euler_kwargs(steps, self.spec.height, self.spec.width, cfg))
         return [float(s) for s in scheduler.sigmas]
 
     def initial_noise(self, seeds: Sequence[int], generators: Sequence[Any] | None = None) -> Any:
@@ -246,7 +270,7 @@ class FlowGenerator:
         """
         import torch
 
-        from rtdmd_bench.sampling import cps_step
+        from rtdmd_bench.sampling import cps_rollout
 
         prompts, seeds = list(prompts), list(seeds)
         if len(prompts) != len(seeds):
@@ -257,12 +281,10 @@ class FlowGenerator:
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
         with torch.no_grad():
             cond = self.encode(prompts)
-            x = self.initial_noise(seeds, gens)
-            sig_t = torch.tensor(sig, dtype=torch.float32, device=self.device)
-            for k in range(len(sig) - 1):
-                v = self.predict_velocity(x, sig_t[k], cond, guidance)
-                noise = self._draw(gens) if (eta != 0 and sig[k + 1] != 0) else None
-                x = cps_step(x, v, sig_t[k], sig_t[k + 1], eta, noise)[0].to(self.dtype)
+            x = cps_rollout(self.initial_noise(seeds, gens),
+                            lambda xk, sigma, k: self.predict_velocity(xk, sigma, cond, guidance),
+                            torch.tensor(sig, dtype=torch.float32, device=self.device), eta,
+                            lambda k: self._draw(gens), carry=lambda step: step.sample.to(self.dtype))
             return self.decode(x)
 
     # ------------------------------------------------------------------------------------------ metadata

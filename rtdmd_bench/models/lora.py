@@ -12,7 +12,7 @@ Accepted inputs (format detected from the files):
 A ``training.json`` beside a LoRA (written by the trainers' export: stage, trainer, rewards, base_model, steps)
 is copied into its merge record as ``training``; ``describe()`` turns the reward names into ``training_rewards``.
 
-Keys lose the prefixes ``module.``, ``_orig_mod.``, ``base_model.model.`` and ``transformer.``. Each file is merged in
+Keys lose wrapper segments (``module``, ``_orig_mod``, FSDP) and the leading ``base_model.model.`` / ``transformer.``. Each file is merged in
 order: ``W ← W + (alpha/r)·(B·A)``, the product in fp32, added in the parameter dtype (a transposed delta is
 accepted). A file that matches no weight of the model is an error, never a silent no-op.
 """
@@ -29,7 +29,8 @@ from typing import Any
 from rtdmd_bench.io import sha256_file
 
 DEFAULT_RANK, DEFAULT_ALPHA = 32, 64
-PREFIXES = ("module.", "_orig_mod.", "base_model.model.", "transformer.")
+WRAPPER_SEGMENTS = frozenset({"module", "_orig_mod", "_fsdp_wrapped_module", "_checkpoint_wrapped_module"})
+LEADING_PREFIXES = ("base_model.model.", "transformer.")
 _KEY = re.compile(r"^(?P<mod>.+?)\.(?P<kind>lora_A|lora_B|lora_down|lora_up)(?:\.[^.]+)?\.weight$")
 _WEIGHT_NAMES = ("adapter_model.safetensors", "adapter_model.bin", "pytorch_lora_weights.safetensors")
 
@@ -105,14 +106,30 @@ def training_reward_names(records: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def read_state_dict(weights: Path) -> dict[str, Any]:
-    """Tensors of a ``.safetensors`` or a ``torch.load(weights_only=True)`` file (nested ``state_dict`` unwrapped)."""
-    if weights.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    """Tensors of a ``.safetensors`` or a ``torch.load(weights_only=True)`` file (nested ``state_dict`` unwrapped).
 
-        return load_file(str(weights))
-    import torch
+    Raises:
+        LoraError: the file is not what its name says (a pickle named ``.safetensors``), holds objects other than
+            tensors (refused: LoRA files are untrusted), is truncated, or is not a mapping of tensors.
+    """
+    import pickle
 
-    sd = torch.load(weights, map_location="cpu", weights_only=True)
+    try:
+        if weights.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(weights))
+        import torch
+
+        sd = torch.load(weights, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise LoraError(f"LoRA {weights} holds objects other than tensors; refusing to unpickle it (LoRA files are "
+                        f"loaded weights-only). Use the trainer's export or a safetensors file.") from exc
+    except Exception as exc:  # safetensors' header errors, truncated zips, a pickle named .safetensors
+        if isinstance(exc, OSError) and not isinstance(exc, IsADirectoryError):
+            raise
+        raise LoraError(f"LoRA {weights} is not a readable {weights.suffix or 'weights'} file "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
     for key in ("state_dict", "model", "generator"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]
@@ -122,13 +139,14 @@ def read_state_dict(weights: Path) -> dict[str, Any]:
 
 
 def strip_prefixes(key: str) -> str:
-    """Drop wrapper prefixes (DDP ``module.``, ``torch.compile`` ``_orig_mod.``, PEFT, diffusers ``transformer.``)."""
-    for p in ("module.", "_orig_mod."):  # wrappers can also sit mid-key (a compiled / DDP submodule)
-        key = key.replace("." + p, ".")
+    """A parameter name without wrapper segments (DDP ``module``, ``torch.compile`` ``_orig_mod``, FSDP/checkpoint
+    wrappers: anywhere in the key) and leading container prefixes (PEFT ``base_model.model.``, diffusers
+    ``transformer.``): the one normalisation of state-dict keys (LoRA files, EMA shadows, exports)."""
+    key = ".".join(p for p in key.split(".") if p not in WRAPPER_SEGMENTS)
     changed = True
     while changed:
         changed = False
-        for p in PREFIXES:
+        for p in LEADING_PREFIXES:
             if key.startswith(p):
                 key, changed = key[len(p):], True
     return key

@@ -9,25 +9,11 @@ from rtdmd_bench.registry import Spec
 
 
 @dataclass(frozen=True)
-class Published:
-    """A published number this entry should reproduce (provenance for the leaderboard)."""
-
-    paper: str
-    table: str
-    prompt_set: str
-    metric: str
-    value: float
-    nfe: int
-    units: str = ""
-    note: str = ""
-
-
-@dataclass(frozen=True)
 class ModelSpec(Spec):
     """Declared generator entry.
 
     Attributes:
-        family: adapter family: ``sd3``, ``sd35``, ``flux1``, ``flux2_klein``.
+        family: a registered generator family (``models.family.FAMILIES``: ``sd3``, ``sd35``, ``flux1``, ...).
         weights_dir: diffusers pipeline folder, relative to the weights root.
         hub_id / revision: where ``weights fetch`` gets ``weights_dir`` from.
         lora: LoRA files merged in order, relative to the weights root.
@@ -35,12 +21,11 @@ class ModelSpec(Spec):
         height / width: generation resolution.
         sampler: ``cps`` (few-step CPS on ``step_list``) or ``euler_cfg`` (the family's multi-step sampler).
         steps: number of sampler steps (NFE per image is ``steps`` or ``2*steps`` with two-pass CFG).
-        step_list: few-step timesteps in [0, 1000] turned into sigmas by ``flow.few_step_sigmas``.
+        step_list: few-step timesteps in [0, 1000] turned into sigmas by the family's ``cps_sigmas``.
         eta: CPS stochasticity.
         guidance: CFG scale (two-pass) or distilled guidance value (FLUX.1), 1.0 = off.
         dtype: ``bfloat16`` on GPU by default; CPU always runs float32.
         license: license note of the base weights.
-        published: numbers from papers this entry should reproduce.
         tiny: built from tiny random weights (never mixed with real results).
         extra: family-specific settings (e.g. ``max_sequence_length``, ``text_encoder_out_layers``).
     """
@@ -60,14 +45,16 @@ class ModelSpec(Spec):
     guidance: float = 1.0
     dtype: str = "bfloat16"
     license: str = ""
-    published: tuple[Published, ...] = ()
     tiny: bool = False
     extra: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
     @property
     def nfe(self) -> int:
-        two_pass = self.sampler == "euler_cfg" and self.guidance > 1.0 and self.family != "flux1"
-        return self.steps * (2 if two_pass else 1)
+        """Transformer forwards per image: ``steps`` × the family's forwards per step (2 with two-pass CFG)."""
+        from rtdmd_bench.models.family import FAMILIES
+
+        passes = FAMILIES.spec(self.family).forwards_per_step(self.guidance) if self.family in FAMILIES else 1
+        return self.steps * passes
 
     def summary(self) -> dict[str, str]:
         return {

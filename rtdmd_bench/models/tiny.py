@@ -1,84 +1,18 @@
 """Tiny random generators of the real architectures, written in the production layout (ENVIRONMENT.md §2-3).
 
-``write_tiny_models(root)`` builds one SD3, SD3.5, FLUX.1-dev and FLUX.2-klein pipeline from the real diffusers /
-transformers classes with tiny configs and in-memory tokenizers (no network), and ``save_pretrained``s each into
-``root / spec.weights_dir`` of the ``tiny-*`` catalog entries, so the production loaders read them unchanged.
-The latent channel counts are the real ones (16 for SD3/FLUX.1, 32 -> 128 patchified for FLUX.2); 64x64 images.
+Each family's ``FamilySpec.tiny`` builds its pipeline from the real diffusers / transformers classes with tiny
+configs and in-memory tokenizers (no network), from the shared tiny components below. ``write_tiny_models(root)``
+``save_pretrained``s every family's preset into ``root / spec.weights_dir`` of its catalogue entry, so the
+production loaders read them unchanged. The latent channel counts are the real ones (16 for SD3/FLUX.1,
+32 -> 128 patchified for FLUX.2); 64x64 images.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-QWEN_CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n"
-    "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}{% endif %}"
-)
 
-
-def byte_alphabet() -> list[str]:
-    """The GPT-2/CLIP byte-level alphabet (256 printable stand-ins for the bytes)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, extra = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + extra)
-            extra += 1
-    return [chr(c) for c in cs]
-
-
-def tiny_clip_tokenizer():
-    """Byte-level CLIP BPE with a handful of merges (transformers 5 takes vocab/merges in memory)."""
-    from transformers import CLIPTokenizer
-
-    chars, vocab = byte_alphabet(), {}
-    for c in chars:
-        vocab.setdefault(c, len(vocab))
-    for c in chars:
-        vocab.setdefault(c + "</w>", len(vocab))
-    merges = [("t", "h"), ("th", "e</w>"), ("a", "n"), ("i", "n")]  # merges must be tuples
-    for a, b in merges:
-        vocab.setdefault(a + b, len(vocab))
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    tok = CLIPTokenizer(vocab=vocab, merges=merges)
-    tok.model_max_length = 77
-    return tok
-
-
-def tiny_t5_tokenizer():
-    """Unigram T5 tokenizer over letters plus a few words."""
-    from transformers import T5TokenizerFast
-
-    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
-    pieces += [(c, -5.0) for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'-"]
-    pieces += [("\u2581" + w, -3.0) for w in ["a", "the", "of", "dog", "cat", "photo", "painting"]]
-    tok = T5TokenizerFast(vocab=pieces, extra_ids=0)
-    tok.model_max_length = 512
-    return tok
-
-
-def tiny_qwen_tokenizer():
-    """Byte-level Qwen2 tokenizer with the chat template FLUX.2-klein applies."""
-    from transformers import Qwen2TokenizerFast
-
-    vocab = {}
-    for c in byte_alphabet():
-        vocab.setdefault(c, len(vocab))
-    merges = [("Ġ", "t"), ("h", "e"), ("i", "n")]
-    for a, b in merges:
-        vocab.setdefault(a + b, len(vocab))
-    tok = Qwen2TokenizerFast(vocab=vocab, merges=merges)
-    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
-    tok.add_tokens(["<think>", "</think>"])
-    tok.chat_template = QWEN_CHAT_TEMPLATE
-    tok.model_max_length = 512
-    return tok
-
-
-def _clip_encoder(tok, with_projection: bool):
+def clip_encoder(tok, with_projection: bool):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     v = len(tok)
@@ -88,7 +22,7 @@ def _clip_encoder(tok, with_projection: bool):
     return (CLIPTextModelWithProjection if with_projection else CLIPTextModel)(cfg)
 
 
-def _t5_encoder(tok, d_model: int):
+def t5_encoder(tok, d_model: int):
     from transformers import T5Config, T5EncoderModel
 
     cfg = T5Config(vocab_size=len(tok), d_model=d_model, d_kv=8, d_ff=37, num_layers=1, num_heads=4,
@@ -96,7 +30,7 @@ def _t5_encoder(tok, d_model: int):
     return T5EncoderModel(cfg)
 
 
-def _vae(scaling: float, shift: float):
+def vae(scaling: float, shift: float):
     from diffusers import AutoencoderKL
 
     # 4 blocks so vae_scale_factor = 8 as in the real models
@@ -106,7 +40,7 @@ def _vae(scaling: float, shift: float):
                          use_post_quant_conv=False)
 
 
-def _flow_scheduler(dynamic: bool):
+def flow_scheduler(dynamic: bool):
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     if not dynamic:
@@ -116,87 +50,27 @@ def _flow_scheduler(dynamic: bool):
                                            time_shift_type="exponential")
 
 
-def build_tiny_sd3(sd35: bool = False):
-    """Tiny ``StableDiffusion3Pipeline``; ``sd35`` adds the SD3.5 dual-attention layer and RMS qk-norm."""
-    from diffusers import SD3Transformer2DModel, StableDiffusion3Pipeline
-
-    extra = {"dual_attention_layers": (0,), "qk_norm": "rms_norm"} if sd35 else {}
-    transformer = SD3Transformer2DModel(sample_size=8, patch_size=2, in_channels=16, out_channels=16, num_layers=2,
-                                        attention_head_dim=8, num_attention_heads=4, joint_attention_dim=64,
-                                        caption_projection_dim=32, pooled_projection_dim=64, pos_embed_max_size=16,
-                                        **extra)
-    tok1, tok2, tok3 = tiny_clip_tokenizer(), tiny_clip_tokenizer(), tiny_t5_tokenizer()
-    return StableDiffusion3Pipeline(transformer=transformer, scheduler=_flow_scheduler(False),
-                                    vae=_vae(1.5305, 0.0609), text_encoder=_clip_encoder(tok1, True), tokenizer=tok1,
-                                    text_encoder_2=_clip_encoder(tok2, True), tokenizer_2=tok2,
-                                    text_encoder_3=_t5_encoder(tok3, 64), tokenizer_3=tok3)
-
-
-def build_tiny_flux1():
-    """Tiny ``FluxPipeline`` (FLUX.1-dev layout: guidance embedding on)."""
-    from diffusers import FluxPipeline, FluxTransformer2DModel
-
-    transformer = FluxTransformer2DModel(patch_size=1, in_channels=64, num_layers=1, num_single_layers=1,
-                                         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
-                                         pooled_projection_dim=32, guidance_embeds=True, axes_dims_rope=(4, 6, 6))
-    tok1, tok2 = tiny_clip_tokenizer(), tiny_t5_tokenizer()
-    return FluxPipeline(transformer=transformer, scheduler=_flow_scheduler(True), vae=_vae(0.3611, 0.1159),
-                        text_encoder=_clip_encoder(tok1, False), tokenizer=tok1,
-                        text_encoder_2=_t5_encoder(tok2, 32), tokenizer_2=tok2)
-
-
-def build_tiny_flux2_klein():
-    """Tiny distilled ``Flux2KleinPipeline``: a 27-layer Qwen3 so the default out layers (9, 18, 27) apply."""
-    from diffusers import AutoencoderKLFlux2, Flux2KleinPipeline, Flux2Transformer2DModel
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
-    tok = tiny_qwen_tokenizer()
-    qwen = Qwen3ForCausalLM(Qwen3Config(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=27,
-                                        num_attention_heads=2, num_key_value_heads=2, head_dim=8,
-                                        max_position_embeddings=512))
-    transformer = Flux2Transformer2DModel(patch_size=1, in_channels=128, num_layers=1, num_single_layers=1,
-                                          attention_head_dim=16, num_attention_heads=2, joint_attention_dim=48,
-                                          timestep_guidance_channels=256, axes_dims_rope=(4, 4, 4, 4),
-                                          guidance_embeds=False)
-    vae = AutoencoderKLFlux2(down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                             block_out_channels=(8, 8, 8, 8), layers_per_block=1, latent_channels=32,
-                             norm_num_groups=2, sample_size=64, use_quant_conv=False, use_post_quant_conv=False)
-    _randomise_bn(vae)
-    return Flux2KleinPipeline(scheduler=_flow_scheduler(True), vae=vae, text_encoder=qwen, tokenizer=tok,
-                              transformer=transformer, is_distilled=True)
-
-
-def _randomise_bn(vae) -> None:
-    """Non-trivial BN statistics so the FLUX.2 latent de-normalisation is actually exercised by tests."""
-    import torch
-
-    n = vae.bn.running_mean.numel()
-    vae.bn.running_mean.copy_(0.1 * torch.randn(n))
-    vae.bn.running_var.copy_(0.5 + torch.rand(n))
-
-
-BUILDERS = {
-    "tiny-sd3": lambda: build_tiny_sd3(False),
-    "tiny-sd35": lambda: build_tiny_sd3(True),
-    "tiny-flux1": build_tiny_flux1,
-    "tiny-flux2": build_tiny_flux2_klein,
-}
-
-
 def write_tiny_models(root: str | Path) -> list[Path]:
-    """Save every tiny pipeline under ``root / MODELS.spec(name).weights_dir``; returns the folders written."""
+    """Save every family's tiny pipeline under ``root / MODELS.spec(preset).weights_dir``; returns the folders.
+
+    Families are built in registration order from one random stream (the caller seeds it), so a family added
+    later never changes the weights of the existing ones.
+    """
     import torch
 
     from rtdmd_bench.models import MODELS
+    from rtdmd_bench.models.family import FAMILIES
 
     written = []
-    for name, build in BUILDERS.items():
+    for fam in FAMILIES.in_registration_order():
+        if fam.tiny is None:
+            continue
         with torch.no_grad():
-            pipe = build()
+            pipe = fam.tiny.builder()
         for module in pipe.components.values():
             if isinstance(module, torch.nn.Module):
                 module.eval()  # config-built modules start in train mode (T5 dropout)
-        out = Path(root) / MODELS.spec(name).weights_dir
+        out = Path(root) / MODELS.spec(fam.tiny.name).weights_dir
         pipe.save_pretrained(out)
         written.append(out)
     return written

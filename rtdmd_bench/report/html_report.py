@@ -57,7 +57,9 @@ class _Images:
         return self.cache[path]
 
     def tag(self, run: Run, rel: str) -> str:
-        path = run.path / rel
+        path = run.image_path({"image": rel})
+        if path is None:
+            return f'<div class="missing">image outside the run, not loaded:<br>{esc(rel)}</div>'
         if not path.is_file():
             return f'<div class="missing">missing:<br>{esc(rel)}</div>'
         if self.mode == "link":
@@ -106,13 +108,19 @@ def _score_list(run: Run, sample: dict[str, Any], keys: list[str]) -> str:
     return '<ul class="scores">' + "".join(items) + "</ul>"
 
 
-def _compact_images(run: Run, samples: list[dict[str, Any]], keys: list[str], out_dir: Path) -> str:
-    """Past the image limit: one relative link per image, its scores in the link's title."""
+def _compact_images(run: Run, samples: list[dict[str, Any]], keys: list[str], out_dir: Path,
+                    unusable: set[str]) -> str:
+    """Past the image limit: one relative link per image, its scores in the link's title. ``unusable`` =
+    ``run.missing_images`` (absent, or outside the run folder: never linked)."""
     links = []
+    base = os.fspath(run.path.resolve())
     for s in sorted(samples, key=lambda s: s["sample_idx"]):
-        rel = Path(os.path.relpath((run.path / s["image"]).resolve(), out_dir)).as_posix()
         title = ", ".join(f"{k.split('/', 1)[1]}: {fmt.fmt_num(valid_score(s, k.split('/', 1)[1]))}" for k in keys)
-        links.append(f'<a href="{esc(rel)}" title="{esc(title)}">#{s["sample_idx"]}</a>')
+        if s["image"] in unusable:
+            links.append(f'<span title="{esc(title)}">#{s["sample_idx"]} (missing or outside the run)</span>')
+            continue
+        href = Path(os.path.relpath(os.path.join(base, s["image"]), out_dir)).as_posix()
+        links.append(f'<a href="{esc(href)}" title="{esc(title)}">#{s["sample_idx"]}</a>')
     return '<div class="links">images: ' + " ".join(links) + "</div>"
 
 
@@ -125,6 +133,7 @@ def _prompt_cards(run: Run, images: _Images, max_images: int) -> tuple[str, list
     all_keys = sorted(run.entries)
     tags = sorted({s["tag"] for s in run.samples if s.get("tag")})
     cards, shown = [], 0
+    unusable = set(run.missing_images)
     for order, ((suite, pid), samples) in enumerate(sorted(by_prompt.items())):
         keys = [k for k in all_keys if k.startswith(suite + "/")]
         means = {}
@@ -139,7 +148,7 @@ def _prompt_cards(run: Run, images: _Images, max_images: int) -> tuple[str, list
                            for s in sorted(samples, key=lambda s: s["sample_idx"]))
         else:
             shown = max_images  # keep the grid in prompt order: no thumbnails after the first linked card
-            figs = _compact_images(run, samples, keys, images.out_dir)
+            figs = _compact_images(run, samples, keys, images.out_dir, unusable)
         cards.append(
             f'<div class="card" data-order="{order}" data-tag="{esc(first.get("tag") or "")}" '
             f'data-text="{esc(first["prompt"].lower())}" data-scores="{esc(json.dumps(means))}">'

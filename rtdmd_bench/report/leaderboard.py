@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rtdmd_bench.published import Published, PublishedNumber, load_published
 from rtdmd_bench.report import fmt
-from rtdmd_bench.report.published import Published, PublishedNumber, load_published
 from rtdmd_bench.report.runs import Run, load_run
 
 ColumnKey = tuple[str, str | None, str, str | None]

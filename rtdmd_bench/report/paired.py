@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rtdmd_bench.eval.stats import chunked_rows
+from rtdmd_bench.stats import chunked_rows, percentile_interval, resampled_means
 
 EXACT_SIGN_FLIP_MAX_N = 16  # 2**16 sign patterns: exact and still fast
 EXACT_MCNEMAR_MAX_N = 1000  # discordant pairs up to which McNemar sums exact integers
@@ -94,12 +94,8 @@ def paired_bootstrap(diffs: Sequence[float], n_resamples: int = 2000, seed: int 
         raise ValueError("paired_bootstrap needs at least one paired prompt")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    rng = np.random.default_rng(seed)
-    means = chunked_rows(n_resamples, arr.size, lambda r: rng.integers(0, arr.size, size=(r, arr.size)),
-                         lambda idx: arr[idx].mean(axis=1))  # rows of the [R, n] index matrix -> [R]
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(arr.mean()), (float(lo), float(hi))
+    means = resampled_means(arr, np.ones_like(arr), n_resamples, np.random.default_rng(seed))  # [R]
+    return float(arr.mean()), percentile_interval(means, level)
 
 
 def sign_flip_pvalue(diffs: Sequence[float], n_resamples: int = 10000, seed: int = 0,

@@ -70,8 +70,47 @@ class Run:
     def training_rewards(self) -> list[str]:
         return [str(r) for r in (self.model.get("training_rewards") or [])]
 
-    def image_path(self, sample: dict[str, Any]) -> Path:
-        return self.path / sample["image"]
+    def image_path(self, sample: dict[str, Any]) -> Path | None:
+        """The sample's image file, or None when its ``image`` field points outside the run folder (a run folder
+        is untrusted input: an absolute path or ``..`` is never followed)."""
+        from rtdmd_bench.io import path_inside
+
+        return path_inside(self.path, str(sample["image"]))
+
+
+def missing_images(run: Run) -> list[str]:
+    """Image paths of ``run.samples`` that are absent, not regular files, or outside the run folder (sorted).
+
+    The same rule as ``Run.image_path`` (``io.path_inside``: symlinks followed, ``..`` and absolute paths never
+    escape), resolved once per directory instead of once per image: ~2 s saved per 100k-image run.
+    """
+    import stat as stat_mod
+
+    from rtdmd_bench.io import path_inside
+
+    inside_dirs: dict[str, str | None] = {}
+    missing = []
+    for rel in sorted({s["image"] for s in run.samples}):
+        parent, _, name = str(rel).rpartition("/")
+        if name in ("", ".", "..") or "\\" in name:
+            missing.append(rel)
+            continue
+        if parent not in inside_dirs:
+            folder = path_inside(run.path, parent or ".")
+            inside_dirs[parent] = None if folder is None else os.fspath(folder)
+        folder = inside_dirs[parent]
+        try:
+            st = os.lstat(os.path.join(folder, name)) if folder is not None else None
+        except OSError:
+            st = None
+        if st is not None and stat_mod.S_ISLNK(st.st_mode):  # a link: resolve it fully, as path_inside does
+            target = run.image_path({"image": rel})
+            ok = target is not None and target.is_file()
+        else:
+            ok = st is not None and stat_mod.S_ISREG(st.st_mode)
+        if not ok:
+            missing.append(rel)
+    return missing
 
 
 def sample_key(sample: dict[str, Any]) -> tuple[str, int, int]:
@@ -119,10 +158,8 @@ def load_run(path: str | Path, *, samples: bool = True, check_images: bool = Tru
     run = Run(path=run_dir, label=run_dir.name or str(run_dir), results=results)
     if samples:
         run.samples = read_samples(run_dir / "samples.jsonl", results)
-        if check_images:  # os.path on strings: pathlib objects cost ~10 us each, which adds up at 100k images
-            base = os.fspath(run_dir)
-            run.missing_images = sorted(rel for rel in {s["image"] for s in run.samples}
-                                        if not os.path.isfile(os.path.join(base, rel)))
+        if check_images:
+            run.missing_images = missing_images(run)
     return run
 
 

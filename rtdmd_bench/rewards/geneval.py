@@ -30,7 +30,13 @@ from rtdmd_bench.rewards import REWARDS
 from rtdmd_bench.rewards.base import Reward, RewardInputError, RewardOutput
 from rtdmd_bench.rewards.checkpoint import check_vocab_size, load_strict, read_state_dict
 from rtdmd_bench.rewards.geneval_rules import COLORS, Detection, evaluate_image, select_detections
-from rtdmd_bench.rewards.open_clip_loading import build_open_clip, preprocess_config, read_open_clip_config
+from rtdmd_bench.rewards.open_clip_loading import (
+    build_open_clip,
+    preprocess_config,
+    read_open_clip_config,
+    unit_image_features,
+    unit_text_features,
+)
 from rtdmd_bench.rewards.preprocess import PreprocessConfig, pil_clip_preprocess
 from rtdmd_bench.weights import require_files
 
@@ -178,19 +184,16 @@ class ColourClassifier(nn.Module):
     def classifier(self, name: str) -> torch.Tensor:
         """``[D, 10]``: per colour, the normalised mean of the normalised template embeddings."""
         if name not in self._classifiers:
-            param = next(self.model.parameters())
             texts = [t.format(c=c, cls=name) for c in COLORS for t in TEMPLATES]
-            emb = F.normalize(self.model.encode_text(self.tokenizer(texts).to(param.device)).float(), dim=-1)
+            emb = unit_text_features(self.model, self.tokenizer(texts))
             emb = F.normalize(emb.view(len(COLORS), len(TEMPLATES), -1).mean(1), dim=-1)
             self._classifiers[name] = emb.T
         return self._classifiers[name]
 
     def forward(self, image: np.ndarray, name: str, dets: Sequence[Detection]) -> list[str]:
         """uint8 RGB ``[H,W,3]``, object name, detections -> predicted colour per detection."""
-        param = next(self.model.parameters())
         crops = [torch.from_numpy(composite_crop(image, d)).permute(2, 0, 1)[None].float() / 255.0 for d in dets]
-        pixels = torch.cat([pil_clip_preprocess(c, self.preprocess) for c in crops]).to(param.device, param.dtype)
-        feats = F.normalize(self.model.encode_image(pixels).float(), dim=-1)
+        feats = unit_image_features(self.model, torch.cat([pil_clip_preprocess(c, self.preprocess) for c in crops]))
         return [COLORS[int(i)] for i in (feats @ self.classifier(name)).argmax(1)]
 
 

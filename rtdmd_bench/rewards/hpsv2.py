@@ -18,7 +18,12 @@ from torch import nn
 
 from rtdmd_bench.rewards import REWARDS
 from rtdmd_bench.rewards.base import Reward, RewardOutput
-from rtdmd_bench.rewards.open_clip_loading import load_open_clip, preprocess_config
+from rtdmd_bench.rewards.open_clip_loading import (
+    load_open_clip,
+    preprocess_config,
+    unit_image_features,
+    unit_text_features,
+)
 from rtdmd_bench.rewards.preprocess import PreprocessConfig, TextFeatureCache, clip_preprocess
 from rtdmd_bench.weights import require_files
 
@@ -45,14 +50,10 @@ class HPSv2(Reward):
         return cls(model, tokenizer, preprocess_config(model_cfg, pre_cfg, mode="pad"))
 
     def _encode_prompts(self, prompts: list[str]) -> torch.Tensor:
-        param = next(self.model.parameters())
-        tokens = self.tokenizer(prompts).to(param.device)
-        return torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1)
+        return unit_text_features(self.model, self.tokenizer(prompts))
 
     def score(self, images, prompts, metadata):
-        param = next(self.model.parameters())
-        pixels = clip_preprocess(images, self.preprocess).to(param.dtype)
-        img = torch.nn.functional.normalize(self.model.encode_image(pixels).float(), dim=-1)
+        img = unit_image_features(self.model, clip_preprocess(images, self.preprocess))
         txt = self.text_cache(prompts).to(img.device)
         cos = (img * txt).sum(-1)
         return RewardOutput(scores=cos, valid=torch.ones_like(cos, dtype=torch.bool))

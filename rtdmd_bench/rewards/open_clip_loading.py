@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from rtdmd_bench.rewards.checkpoint import check_vocab_size, load_strict, read_state_dict
@@ -70,3 +71,16 @@ def load_open_clip(checkpoint: Path, default_model: str, default_quick_gelu: boo
     tokenizer = SimpleTokenizer(context_length=model_cfg["text_cfg"].get("context_length", 77))
     check_vocab_size(tokenizer, model_cfg["text_cfg"].get("vocab_size", 49408), "open_clip's bundled BPE")
     return model.eval().requires_grad_(False), tokenizer, model_cfg, pre_cfg
+
+
+def unit_text_features(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """``[B, D]`` fp32 L2-normalised ``encode_text`` features of an open_clip model (tokens moved to its device)."""
+    param = next(model.parameters())
+    return torch.nn.functional.normalize(model.encode_text(tokens.to(param.device)).float(), dim=-1)
+
+
+def unit_image_features(model: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """``[B, D]`` fp32 L2-normalised ``encode_image`` features of preprocessed ``pixels [B, 3, S, S]`` (cast to the
+    model's dtype; differentiable)."""
+    param = next(model.parameters())
+    return torch.nn.functional.normalize(model.encode_image(pixels.to(param.device, param.dtype)).float(), dim=-1)

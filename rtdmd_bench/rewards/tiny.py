@@ -15,8 +15,10 @@ from pathlib import Path
 
 import torch
 
-from rtdmd_bench.models.tiny import tiny_clip_tokenizer  # the one tiny CLIP BPE (shared with the generators)
 from rtdmd_bench.rewards.preprocess import CLIP_MEAN, CLIP_STD
+from rtdmd_bench.tiny_tokenizers import (
+    tiny_clip_tokenizer,  # the one tiny CLIP BPE (shared with the generators)
+)
 
 IMAGE_SIZE = 224  # production geometry; the towers stay tiny through large patches and narrow widths
 TINY_OPEN_CLIP_TEXT = {"context_length": 77, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}
@@ -96,7 +98,8 @@ def write_tiny_hps(root: Path) -> None:
 
 
 def write_tiny_rewards(root: str | Path) -> Path:
-    """Write tiny random weights for clipscore, aesthetic, pickscore, hpsv2 imagereward and geneval."""
+    """Write tiny random weights for clipscore, aesthetic, pickscore, hpsv2, imagereward, geneval, hpsv3 and
+    geneval2 (ocr needs none: its real models ship with rapidocr)."""
     from transformers.utils import logging as hf_logging
 
     root = Path(root)
@@ -113,9 +116,10 @@ def write_tiny_rewards(root: str | Path) -> Path:
 
 
 def _optional_writers():
-    """Writers of scorers whose modules define ``write_tiny`` (ImageReward, GenEval)."""
+    """Writers of scorers whose modules define ``write_tiny`` (ImageReward, GenEval, HPSv3 + GenEval2)."""
     writers = []
-    for module_name in ("rtdmd_bench.rewards.tiny_imagereward", "rtdmd_bench.rewards.tiny_geneval"):
+    for module_name in ("rtdmd_bench.rewards.tiny_imagereward", "rtdmd_bench.rewards.tiny_geneval",
+                        "rtdmd_bench.rewards.tiny_vl"):
         try:
             module = __import__(module_name, fromlist=["write_tiny"])
         except ModuleNotFoundError as exc:

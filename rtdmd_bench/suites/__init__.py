@@ -44,6 +44,32 @@ def load_suite(name: str, verify: bool = True):
     return load_prompts(suite_spec(name), verify=verify)
 
 
+FILE_FORMATS = {".txt": "txt", ".jsonl": "jsonl", ".csv": "csv", ".tsv": "tsv"}
+
+
+def load_prompt_source(source: str, limit: int = 0):
+    """Prompts of a registered suite name (checksums verified) or of a prompt FILE (``.txt``: one per line;
+    ``.jsonl``: ``prompt`` + metadata fields; ``.csv``/``.tsv``: a ``prompt`` column), first ``limit`` if > 0.
+
+    Returns:
+        ``list[PromptRecord]`` (a malformed file is an error naming the file and line).
+    """
+    from rtdmd_bench.suites.loaders import SuiteFormatError, parse_file, to_records
+
+    path = Path(source)
+    if path.is_file():
+        fmt = FILE_FORMATS.get(path.suffix)
+        if fmt is None:
+            raise SuiteFormatError(f"{path}: unknown prompt file type {path.suffix!r}; use one of {sorted(FILE_FORMATS)}")
+        records = to_records(parse_file(path, fmt), tag_field=None)
+    else:
+        records = load_suite(source)
+    records = records[:limit] if limit else records
+    if not records:
+        raise ValueError(f"no prompts in {source!r}")
+    return records
+
+
 def _canonical_bytes(spec: SuiteSpec, data: bytes) -> bytes:
     """The file as the manifest expects it: exact bytes, or (``fetch_dedupe``) first occurrences in order."""
     from rtdmd_bench.io import sha256_bytes
@@ -61,10 +87,14 @@ def _canonical_bytes(spec: SuiteSpec, data: bytes) -> bytes:
 def install_suite_bytes(name: str, data: bytes, origin: str) -> Path:
     """Verify ``data`` against the manifest (sha256, prompt count, format) and install it atomically."""
     from rtdmd_bench.io import atomic_write_bytes, sha256_bytes
-    from rtdmd_bench.suites.loaders import SuiteChecksumError, parse_file
+    from rtdmd_bench.suites.loaders import SuiteChecksumError, SuiteFormatError, parse_file
 
     spec = suite_spec(name)
-    data = _canonical_bytes(spec, data)
+    try:
+        data = _canonical_bytes(spec, data)
+    except UnicodeDecodeError as exc:
+        raise SuiteFormatError(f"{origin}: not UTF-8 text ({exc.reason} at byte {exc.start}); is it a prompt "
+                               f"file? Suite {spec.id} expects {spec.format} (source: {spec.source})") from None
     digest = sha256_bytes(data)
     if spec.sha256 and digest != spec.sha256:
         raise SuiteChecksumError(

@@ -85,6 +85,29 @@ def parse_geneval(text: str, path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+GENEVAL2_SKILLS = ("object", "count", "attribute", "position", "verb")
+
+
+def parse_geneval2(text: str, path: Path) -> list[dict[str, Any]]:
+    """GenEval2 JSONL: ``prompt``, ``atom_count`` (int), ``vqa_list`` [[question, answer], ...] (non-empty) and
+    ``skills`` (one of ``GENEVAL2_SKILLS`` per question)."""
+    rows = parse_jsonl(text, path, require=("atom_count", "vqa_list", "skills"))
+    lines = [i for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    for row, line in zip(rows, lines):
+        vqa, skills = row["vqa_list"], row["skills"]
+        if not isinstance(row["atom_count"], int) or isinstance(row["atom_count"], bool):
+            raise _fail(path, line, f"'atom_count' must be an integer, got {row['atom_count']!r}")
+        if not isinstance(vqa, list) or not vqa or not all(
+                isinstance(qa, list) and len(qa) == 2 and all(isinstance(x, str) and x for x in qa) for qa in vqa):
+            raise _fail(path, line, "'vqa_list' must be a non-empty list of [question, answer] string pairs")
+        if not isinstance(skills, list) or len(skills) != len(vqa):
+            raise _fail(path, line, f"'skills' must list one skill per question ({len(vqa)})")
+        unknown = sorted({s for s in skills if s not in GENEVAL2_SKILLS}, key=str)
+        if unknown:
+            raise _fail(path, line, f"unknown skill(s) {unknown}; expected {GENEVAL2_SKILLS}")
+    return rows
+
+
 def parse_table(text: str, path: Path, delimiter: str, column: str) -> list[dict[str, Any]]:
     """CSV/TSV with a header row containing ``column``; other columns become metadata."""
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
@@ -116,6 +139,8 @@ def parse_file(path: Path, fmt: str, prompt_column: str = "prompt") -> list[dict
         return parse_jsonl(text, path)
     if fmt == "geneval_jsonl":
         return parse_geneval(text, path)
+    if fmt == "geneval2_jsonl":
+        return parse_geneval2(text, path)
     if fmt in ("csv", "tsv"):
         return parse_table(text, path, "," if fmt == "csv" else "\t", prompt_column)
     raise SuiteFormatError(f"{path}: unknown format {fmt!r}")

@@ -1,6 +1,6 @@
 """Suite manifests: ``prompts/<name>/suite.yaml`` -> ``SuiteSpec`` (torch-free).
 
-Manifest keys: name, version, description, format (txt | jsonl | geneval_jsonl | csv | tsv), file, location
+Manifest keys: name, version, description, format (txt | jsonl | geneval_jsonl | geneval2_jsonl | csv | tsv), file, location
 (``repo``: shipped beside the manifest; ``data``: installed into the user data dir by ``prompts import``),
 sha256, n_prompts, images_per_prompt, metadata_fields, tag_field, default_rewards, source, prompt_column
 (csv/tsv), fetch_url, fetch_dedupe. Unknown keys are errors (strict config loader).
@@ -16,7 +16,7 @@ from typing import Literal
 from rtdmd_bench.config import build, read_yaml
 from rtdmd_bench.registry import Spec
 
-FORMATS = ("txt", "jsonl", "geneval_jsonl", "csv", "tsv")
+FORMATS = ("txt", "jsonl", "geneval_jsonl", "geneval2_jsonl", "csv", "tsv")
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class SuiteSpec(Spec):
     """One prompt suite. ``target`` is the loader; ``manifest_dir`` is where suite.yaml lives."""
 
     version: str = "1"
-    format: Literal["txt", "jsonl", "geneval_jsonl", "csv", "tsv"] = "txt"
+    format: Literal["txt", "jsonl", "geneval_jsonl", "geneval2_jsonl", "csv", "tsv"] = "txt"
     file: str = ""
     location: Literal["repo", "data"] = "repo"
     sha256: str = ""
@@ -58,9 +58,12 @@ class SuiteSpec(Spec):
         return data_dir() / "prompts" / self.name / self.file
 
     def installed_path(self) -> Path | None:
-        """The prompt file if present (repo copy or installed copy), else None."""
-        candidates = [Path(self.manifest_dir) / self.file, self.data_path()]
-        return next((p for p in candidates if p.is_file()), None)
+        """The prompt file if present (beside the manifest or installed in the data dir), else None. ``file`` never
+        leaves those folders (a manifest is untrusted input: ``../`` or an absolute path is not followed)."""
+        from rtdmd_bench.io import path_inside
+
+        candidates = [path_inside(Path(self.manifest_dir), self.file), path_inside(self.data_path().parent, self.file)]
+        return next((p for p in candidates if p is not None and p.is_file()), None)
 
 
 def data_dir() -> Path:

@@ -17,12 +17,13 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from rtdmd_bench.toy import metrics
-from rtdmd_bench.toy.distill import Stage1Config, train_stage1
-from rtdmd_bench.toy.finetune import Stage2Config, train_stage2
+from rtdmd_bench.toy.distill import TOY_STAGE1, train_stage1
+from rtdmd_bench.toy.finetune import TOY_STAGE2, exact_kl_values, train_stage2
 from rtdmd_bench.toy.nets import SD35_SIGMAS, ExactTeacher, generate, many_step_sigmas, pretrain
 from rtdmd_bench.toy.rewards import make_reward
 from rtdmd_bench.toy.world import WorldConfig, make_mixture
@@ -31,19 +32,27 @@ TEACHERS = ("exact", "mlp")  # closed-form velocity | the imperfect pretrained M
 METRICS = ("mmd_teacher", "mmd_tilted", "energy_tilted", "mode_tv_tilted", "mean_reward", "variance_ratio",
            "effective_beta")
 
-# method -> (kind, overrides of its stage config)
-METHODS: dict[str, tuple[str, dict]] = {
-    "teacher": ("teacher", {}),
-    "ac_dmd": ("stage1", {}),
-    "dmd": ("stage1", {"ambient": False}),
-    "rtdmd": ("stage2", {}),
-    "grpo": ("stage2", {"recipe": "grpo", "use_dm": False, "use_bp": False}),
-    "bp": ("stage2", {"use_pg": False, "use_dm": False}),
-    "rtdmd_no_subgrpo": ("stage2", {"use_pg": False}),
-    "rtdmd_no_bp": ("stage2", {"use_bp": False}),
-    "rtdmd_no_consistency": ("stage2", {"consistency_weight": 0.0}),
-    "rtdmd_exact_kl": ("stage2", {"exact_kl": True}),
+# method -> (kind, recipe, switches): the switches are values of the recipe's own config, set on top of the toy's
+# schedule (``BenchConfig.stage1`` / ``stage2``); a callable gets the BenchConfig (β-dependent values)
+METHODS: dict[str, tuple[str, str, dict[str, Any] | Callable[[BenchConfig], dict[str, Any]]]] = {
+    "teacher": ("teacher", "", {}),
+    "ac_dmd": ("stage1", "stage1_acdmd", {}),
+    "dmd": ("stage1", "dmd", {}),
+    "rtdmd": ("stage2", "stage2_rtdmd", {}),
+    "grpo": ("stage2", "grpo", {}),
+    "bp": ("stage2", "stage2_rtdmd", {"policy.enabled": False, "aux.loss": "none"}),
+    "rtdmd_no_subgrpo": ("stage2", "stage2_rtdmd", {"policy.enabled": False}),
+    "rtdmd_no_bp": ("stage2", "stage2_rtdmd", {"bp.enabled": False}),
+    "rtdmd_no_consistency": ("stage2", "stage2_rtdmd", {"aux.consistency.enabled": False}),
+    "rtdmd_exact_kl": ("stage2", "stage2_rtdmd", lambda cfg: exact_kl_values(cfg.beta, cfg.exact_t)),
 }
+
+
+def method_values(cfg: BenchConfig, name: str) -> tuple[str, dict[str, Any]]:
+    """``(recipe, config values)`` that method ``name`` trains with: the toy schedule plus its switches."""
+    kind, recipe, switches = METHODS[name]
+    base = cfg.stage1 if kind == "stage1" else cfg.stage2
+    return recipe, {**base, **(switches(cfg) if callable(switches) else switches)}
 
 
 @dataclass(frozen=True)
@@ -62,15 +71,18 @@ class BenchConfig:
     sigmas: tuple[float, ...] = SD35_SIGMAS
     eta: float = 0.9
     n_eval: int = 2000
-    stage1: Stage1Config = field(default_factory=Stage1Config)
-    stage2: Stage2Config = field(default_factory=Stage2Config)
+    stage1: dict = field(default_factory=lambda: dict(TOY_STAGE1))  # stage-1 recipe config values
+    stage2: dict = field(default_factory=lambda: dict(TOY_STAGE2))  # stage-2 recipe config values
+    exact_t: tuple[float, float] = (0.1, 0.5)  # DM levels of the exact-KL mode (λ uniform on this range)
 
 
 def quick_config() -> BenchConfig:
     """A few seconds per method: for tests and smoke runs (numbers are not converged)."""
     return BenchConfig(pretrain_steps=200, pretrain_lr=2e-3, hidden=64, teacher_steps=40, n_eval=600,
-                       stage1=Stage1Config(steps=150, fake_update_ratio=1, lr=2e-3, fake_lr=2e-3, ema_decay=0.99),
-                       stage2=Stage2Config(epochs=15, groups=8, group_size=8, sub_batches=2, lr=1e-3))
+                       stage1={**TOY_STAGE1, "train.steps": 150, "generator_optim.lr": 2e-3, "fake_optim.lr": 2e-3,
+                               "ema.decay": 0.99},
+                       stage2={**TOY_STAGE2, "train.steps": 15, "sampling.batch_size": 64, "sampling.k": 8,
+                               "aux.fake_batch_size": 64, "generator_optim.lr": 1e-3})
 
 
 def config_dict(cfg: BenchConfig) -> dict:
@@ -126,30 +138,31 @@ def run_seed(world: World, methods: Sequence[str], seed: int,
     teacher = world.exact_teacher if cfg.teacher == "exact" else init
     cache: dict = {}
 
-    def stage1(over: dict):
-        """Stage 1 with ``over``; the default (AC-DMD) result is shared by ac_dmd and every stage-2 method."""
-        if over:
-            return train_stage1(teacher, init, dataclasses.replace(cfg.stage1, **over), sigmas, cfg.eta, seed)
+    def stage1(name: str):
+        """Stage 1 of method ``name``; the default (AC-DMD) result is shared by ac_dmd and every stage-2 method."""
+        recipe, values = method_values(cfg, name)
+        if name != "ac_dmd":
+            return train_stage1(teacher, init, values, recipe, sigmas, cfg.eta, seed)
         if "s1" not in cache:
             t1 = time.perf_counter()
-            cache["s1"] = train_stage1(teacher, init, cfg.stage1, sigmas, cfg.eta, seed)
+            cache["s1"] = train_stage1(teacher, init, values, recipe, sigmas, cfg.eta, seed)
             seconds["_stage1"] = time.perf_counter() - t1
         return cache["s1"]
 
     out, samples = {}, {}
     for name in methods:
-        kind, over = METHODS[name]
+        kind = METHODS[name][0]
         net, steps, eta = None, sigmas, cfg.eta
         if kind == "stage2":
-            s1 = stage1({})
+            s1 = stage1("ac_dmd")
         t0 = time.perf_counter()
         if kind == "teacher":
             net, steps, eta = teacher, many_step_sigmas(cfg.teacher_steps), 0.0
         elif kind == "stage1":
-            net = stage1(over).generator
+            net = stage1(name).generator
         else:
-            s2cfg = dataclasses.replace(cfg.stage2, beta=cfg.beta, **over)
-            net = train_stage2(teacher, s1.generator, s1.fake, world.reward, s2cfg, sigmas, cfg.eta, seed)
+            recipe, values = method_values(cfg, name)
+            net = train_stage2(teacher, s1.generator, s1.fake, world.reward, values, recipe, sigmas, cfg.eta, seed)
         seconds[name] = time.perf_counter() - t0
         g = torch.Generator().manual_seed(10_000 + seed)
         x = generate(net, cfg.n_eval, g, steps, eta)

@@ -119,11 +119,6 @@ def teacher_velocity(mix: Mixture, x: torch.Tensor, sigma: float | torch.Tensor)
     return v.to(x.dtype)
 
 
-def posterior_x0(mix: Mixture, x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``E[x0 | x_σ = x] = x − σ v*`` (eq. 1.2 applied to the exact velocity), ``[n, d]``."""
-    return x - sigma * teacher_velocity(mix, x, sigma)
-
-
 def nearest_mode(means: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Index of the nearest mean for each row of ``x [n, d]`` -> ``[n]`` long (Voronoi assignment)."""
     return torch.cdist(x.double(), means.double()).argmin(dim=1)

@@ -5,7 +5,7 @@ Recipes (``trainers/*.py``) are written against ``Backbone`` only, so the image 
 A backbone is a plain object; implement the attributes and methods below (no base class needed)::
 
     class ToyBackbone:
-        family = "toy"                      # LoRA target table key; anything not in training.lora.TARGETS
+        family = "toy"                      # a name; image backbones use a registered FamilySpec
         lora_targets = None                 # None: train every parameter of generator/fake (no LoRA)
         latent_shape = (2,)                 # per-sample shape of x; x is [B, *latent_shape]
         sigmas = torch.tensor([1.0, .9, .75, .5, 0.0])  # [N+1] fp32, descending, sigmas[-1] == 0
@@ -36,13 +36,14 @@ world size or per-rank batch size.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
+
+from rtdmd_bench.seeds import key_seed
 
 
 @dataclass
@@ -77,12 +78,6 @@ class Backbone(Protocol):
     def decode(self, latents: Tensor) -> Tensor: ...
 
 
-def _seed(*keys: Any) -> int:
-    """A 63-bit seed from any tuple of keys (stable across processes and Python versions)."""
-    digest = hashlib.sha256(repr(keys).encode()).digest()
-    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
-
-
 @dataclass(frozen=True)
 class SampleRNG:
     """Counter-based randomness: every draw is a pure function of ``(seed, step, stream, sample key)``.
@@ -106,13 +101,13 @@ class SampleRNG:
     block: int = 0
 
     def generator(self, step: int, stream: str, key: int = -1) -> torch.Generator:
-        return torch.Generator().manual_seed(_seed(self.seed, step, stream, key))
+        return torch.Generator().manual_seed(key_seed(self.seed, step, stream, key))
 
     def _blocks(self, step: int, stream: str, keys: Sequence[int], draw) -> Tensor:
         """Rows ``keys`` of the per-block draws ``draw(generator) -> [block, ...]`` (in key order)."""
         keys = [int(k) for k in keys]
         ids = sorted({k // self.block for k in keys})
-        blocks = {b: draw(torch.Generator().manual_seed(_seed(self.seed, step, stream, "block", b))) for b in ids}
+        blocks = {b: draw(torch.Generator().manual_seed(key_seed(self.seed, step, stream, "block", b))) for b in ids}
         if len(ids) == 1:  # the common case: one iteration's rows of one block
             lo = keys[0] % self.block
             if keys == list(range(keys[0], keys[0] + len(keys))):  # a rank's contiguous slice: no index tensor

@@ -6,7 +6,7 @@ Field names follow the function arguments they feed; defaults are the shipped YA
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 
@@ -114,4 +114,3 @@ class EvalSection:
     suite: str = "smoke"
     rewards: tuple[str, ...] = ("saturation",)
     limit: int = 8
-    extra: dict[str, str] = field(default_factory=dict)

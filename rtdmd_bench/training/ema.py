@@ -18,6 +18,8 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from rtdmd_bench.models.lora import strip_prefixes
+
 
 def current_decay(n: int, decay: float, warmup: bool = True) -> float:
     """``min((1+n)/(10+n), decay)`` with warm-up, else ``decay``.
@@ -84,11 +86,3 @@ def named_trainable(module: nn.Module) -> dict[str, Tensor]:
     return {strip_prefixes(n): p for n, p in module.named_parameters() if p.requires_grad}
 
 
-_PREFIXES = ("module.", "_orig_mod.", "base_model.model.", "_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
-
-
-def strip_prefixes(name: str) -> str:
-    """Drop DDP/compile/peft/FSDP wrapper prefixes anywhere in a parameter name."""
-    for p in _PREFIXES:
-        name = name.replace(p, "")
-    return name

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from rtdmd_bench.training import checkpoint, parallel
+from rtdmd_bench import parallel
+from rtdmd_bench.training import checkpoint
 from rtdmd_bench.training.ema import EMA
 from rtdmd_bench.training.metrics import MetricsLogger
 

@@ -10,7 +10,6 @@ into ``results.json["model"]`` so the reward-hacking check knows the training re
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,24 +18,19 @@ import torch
 from torch import Tensor, nn
 
 from rtdmd_bench.io import atomic_write_bytes, atomic_write_json
-from rtdmd_bench.training.ema import strip_prefixes
+from rtdmd_bench.models.lora import strip_prefixes
 
-_SD3_FLUX1 = ("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "attn.add_q_proj", "attn.add_k_proj",
-              "attn.add_v_proj", "attn.to_add_out")
-_FLUX2 = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out",
-          "to_qkv_mlp_proj")
 ADAPTER = "default"
 TRAINING_JSON = "training.json"  # read by rtdmd_bench.models.lora.training_info
 
 
 def lora_targets(family: str, net: nn.Module) -> list[str]:
-    """peft ``target_modules`` of a family (§3.1). FLUX.2 adds ``single_transformer_blocks.{i}.attn.to_out``."""
-    if family in ("sd3", "sd35", "flux1"):
-        return list(_SD3_FLUX1)
-    if family == "flux2_klein":
-        n_single = len(getattr(net, "single_transformer_blocks", ()))
-        return list(_FLUX2) + [f"single_transformer_blocks.{i}.attn.to_out" for i in range(n_single)]
-    raise KeyError(f"no LoRA target table for family {family!r}; set Backbone.lora_targets explicitly")
+    """peft ``target_modules`` of a registered generator family for ``net`` (§3.1; ``FamilySpec.lora_targets``)."""
+    from rtdmd_bench.models.family import FAMILIES
+
+    if family not in FAMILIES:
+        raise KeyError(f"no LoRA target table for family {family!r}; set Backbone.lora_targets explicitly")
+    return FAMILIES.spec(family).lora_targets(net)
 
 
 def inject_lora(net: nn.Module, targets: Sequence[str], rank: int, alpha: float, seed: int = 0) -> nn.Module:
@@ -169,10 +163,3 @@ def export_lora(path: str | Path, state: Mapping[str, Tensor], rank: int, alpha:
     if training is not None:
         atomic_write_json(path.parent / TRAINING_JSON, dict(training))
     return path
-
-
-def read_adapter_config(path: str | Path) -> dict:
-    """``adapter_config.json`` next to a LoRA ``.pt`` (r/alpha fall back to 32/64 like the reference)."""
-    cfg_path = Path(path).parent / "adapter_config.json"
-    cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
-    return {"r": int(cfg.get("r", 32)), "lora_alpha": float(cfg.get("lora_alpha", 64)), **cfg}

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from rtdmd_bench.training import parallel
+from rtdmd_bench import parallel
 from rtdmd_bench.training.config import EvalSection
 from rtdmd_bench.training.ema import named_trainable
 

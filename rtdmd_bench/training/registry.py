@@ -1,7 +1,9 @@
-"""TRAINERS registry (torch-free): recipe name -> ``main`` target, config class, default config folder.
+"""TRAINERS registry (torch-free): recipe name -> its ``RECIPE`` (``training.recipe.Recipe``) and default config folder.
 
 ``rtdmd-bench list trainers`` reads the specs; ``rtdmd-bench validate trainers/configs/...`` calls
 ``validate_trainer_config``; ``rtdmd-bench train --stage 1|2`` maps the stage to ``stage1_acdmd``/``stage2_rtdmd``.
+The recipes live in ``rtdmd_bench.trainers`` (the repository's ``trainers/`` folder) and are imported only by
+``TRAINERS.get``.
 """
 
 from __future__ import annotations
@@ -9,14 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rtdmd_bench.registry import Registry, Spec, import_target
+from rtdmd_bench.registry import Registry, Spec
 
 
 @dataclass(frozen=True)
 class TrainerSpec(Spec):
-    """A recipe: ``target`` is its ``main``; ``config`` its root config class; ``configs`` its YAML folder."""
+    """A recipe: ``target`` is its ``RECIPE``; ``configs`` its YAML folder under ``trainers/configs``."""
 
-    config: str = ""
     configs: str = ""
     stage: int = 0
     algorithm: str = ""
@@ -26,16 +27,17 @@ class TrainerSpec(Spec):
 
 
 TRAINERS: Registry[TrainerSpec] = Registry("trainer")
+_PKG = "rtdmd_bench.trainers"
 for _spec in (
-    TrainerSpec("stage1_acdmd", "trainers.stage1_acdmd:main", "Stage 1: AC-DMD cold start (ambient DMD + consistency)",
-                config="trainers.stage1_acdmd:Stage1Config", configs="stage1", stage=1, algorithm="AC-DMD"),
-    TrainerSpec("stage2_rtdmd", "trainers.stage2_rtdmd:main",
+    TrainerSpec("stage1_acdmd", f"{_PKG}.stage1_acdmd:RECIPE", "Stage 1: AC-DMD cold start (ambient DMD + consistency)",
+                configs="stage1", stage=1, algorithm="AC-DMD"),
+    TrainerSpec("stage2_rtdmd", f"{_PKG}.stage2_rtdmd:RECIPE",
                 "Stage 2: RTDMD (SubGRPO + last-step DMD + reward back-propagation)",
-                config="trainers.stage2_rtdmd:Stage2Config", configs="stage2", stage=2, algorithm="RTDMD"),
-    TrainerSpec("dmd", "trainers.dmd:main", "Baseline: plain DMD (stage 1 without ambient target / consistency)",
-                config="trainers.dmd:DMDConfig", configs="dmd", algorithm="DMD"),
-    TrainerSpec("grpo", "trainers.grpo:main", "Baseline: pure Flow-GRPO (no DM term, optional KL to the initial policy)",
-                config="trainers.grpo:GRPOConfig", configs="grpo", algorithm="GRPO"),
+                configs="stage2", stage=2, algorithm="RTDMD"),
+    TrainerSpec("dmd", f"{_PKG}.dmd:RECIPE", "Baseline: plain DMD (stage 1 without ambient target / consistency)",
+                configs="dmd", algorithm="DMD"),
+    TrainerSpec("grpo", f"{_PKG}.grpo:RECIPE", "Baseline: pure Flow-GRPO (no DM term, optional KL to the initial policy)",
+                configs="grpo", algorithm="GRPO"),
 ):
     TRAINERS.add(_spec)
 
@@ -43,10 +45,11 @@ STAGES = {1: "stage1_acdmd", 2: "stage2_rtdmd"}
 
 
 def configs_root() -> Path:
-    """``trainers/configs`` of the installed recipes package."""
-    import trainers
+    """``configs/`` of the installed recipes package (located, not imported)."""
+    import importlib.util
 
-    return Path(next(iter(trainers.__path__))) / "configs"  # __path__: also works for a namespace install
+    spec = importlib.util.find_spec(_PKG)
+    return Path(next(iter(spec.submodule_search_locations))) / "configs"
 
 
 def trainer_for_config(path: str | Path) -> str:
@@ -59,15 +62,11 @@ def trainer_for_config(path: str | Path) -> str:
 
 
 def validate_trainer_config(path: str | Path) -> str:
-    """Strict-load a recipe YAML and resolve every registry name in it (no weights). Returns a one-line summary."""
+    """Strict-load a recipe YAML and run the recipe's static checks (no weights). Returns a one-line summary."""
     from rtdmd_bench import config
 
     name = trainer_for_config(path)
-    spec = TRAINERS.spec(name)
-    cfg = config.load(import_target(spec.config), path)
-    import_target(spec.target.replace(":main", ":validate"))(*_validate_args(cfg, spec))
+    recipe = TRAINERS.get(name)
+    cfg = config.load(recipe.config, path)
+    recipe.validate(cfg, None)
     return f"{name} config: model {cfg.model.name}"
-
-
-def _validate_args(cfg, spec: TrainerSpec) -> tuple:
-    return (cfg, cfg.sampling.expected_world) if spec.name in ("stage2_rtdmd", "grpo") else (cfg,)

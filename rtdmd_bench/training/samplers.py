@@ -10,12 +10,13 @@ All are pure functions of ``(seed, epoch/step, iteration)``, so resume needs no 
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+
+from rtdmd_bench.seeds import epoch_shuffle_seed, k_repeat_seed, shared_noise_seed, step_subset_seed
 
 
 class SamplerConfigError(ValueError):
@@ -38,7 +39,7 @@ class PromptSampler:
     seed: int = 0
 
     def _perm(self, epoch: int) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed + epoch)
+        g = torch.Generator().manual_seed(epoch_shuffle_seed(self.seed, epoch))
         return torch.randperm(self.n_prompts, generator=g).tolist()
 
     def global_indices(self, step: int) -> list[int]:
@@ -88,7 +89,7 @@ class KRepeatSampler:
 
     def global_indices(self, epoch: int, iteration: int) -> list[int]:
         """Dataset indices of every rank's batch, concatenated in rank order."""
-        g = torch.Generator().manual_seed(self.seed + epoch * self.iters_per_epoch + iteration)
+        g = torch.Generator().manual_seed(k_repeat_seed(self.seed, epoch, self.iters_per_epoch, iteration))
         total = self.world * self.batch_size
         m = total // self.k
         prompts = torch.randperm(self.n_prompts, generator=g)[:m]
@@ -124,13 +125,7 @@ def select_train_steps(seed: int, epoch: int, range_start: int, range_end: int, 
     pool = list(range(range_start, range_end + 1))
     if not 0 < num_train_steps <= len(pool):
         raise ValueError(f"num_train_steps={num_train_steps} must be in 1..{len(pool)} for [{range_start}, {range_end}]")
-    return sorted(random.Random(seed + 100000 * epoch + 104729).sample(pool, num_train_steps))
-
-
-def prompt_seed(prompt: str, step: int, epoch: int) -> int:
-    """``(int.from_bytes(sha256(p)[:4], 'big') + 10007·k + 100000·epoch) mod 2^31`` (reference ``_make_shared_noise``)."""
-    h = int.from_bytes(hashlib.sha256(prompt.encode("utf-8")).digest()[:4], "big")
-    return (h + 10007 * step + 100000 * epoch) % (2**31)
+    return sorted(random.Random(step_subset_seed(seed, epoch)).sample(pool, num_train_steps))
 
 
 def shared_step_noise(prompts: Sequence[str], step: int, epoch: int, shape: Sequence[int],
@@ -144,6 +139,6 @@ def shared_step_noise(prompts: Sequence[str], step: int, epoch: int, shape: Sequ
     if step in selected:
         return None
     # one draw per distinct prompt (K repeats share it), not one generator per sample
-    unique = {p: torch.randn(tuple(shape), generator=torch.Generator().manual_seed(prompt_seed(p, step, epoch)))
+    unique = {p: torch.randn(tuple(shape), generator=torch.Generator().manual_seed(shared_noise_seed(p, step, epoch)))
               for p in dict.fromkeys(prompts)}
     return torch.stack([unique[p] for p in prompts])

@@ -3,7 +3,6 @@ metrics, prompt data and the final LoRA export. Recipes call ``start`` and then 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rtdmd_bench.training import checkpoint, lora, parallel
+from rtdmd_bench import parallel
+from rtdmd_bench.training import checkpoint, lora
 from rtdmd_bench.training.backbone import Backbone, SampleRNG
 from rtdmd_bench.training.config import EMASection, LoraSection, OptimSection, RunSection
 from rtdmd_bench.training.ema import EMA, named_trainable
@@ -41,32 +41,14 @@ class Session:
 
 
 def run_prompts(data: Any, override: Any = None) -> tuple[list[str], list[dict[str, Any]]]:
-    """A recipe's prompts: ``override`` (an in-memory list, empty metadata) or ``data.prompts``/``data.limit``."""
+    """A recipe's prompts and per-prompt metadata: ``override`` (an in-memory list, empty metadata) or
+    ``data.prompts`` (a suite name or a prompt file, ``suites.load_prompt_source``) limited to ``data.limit``."""
     if override is not None:
         return list(override), [{} for _ in override]
-    return load_prompts(data.prompts, data.limit)
+    from rtdmd_bench.suites import load_prompt_source
 
-
-def load_prompts(source: str, limit: int = 0) -> tuple[list[str], list[dict[str, Any]]]:
-    """Prompts (and per-prompt metadata) from a ``.txt``/``.jsonl`` file or a registered suite name."""
-    path = Path(source)
-    if path.is_file():
-        if path.suffix == ".jsonl":
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            prompts, meta = [r["prompt"] for r in rows], [{k: v for k, v in r.items() if k != "prompt"} for r in rows]
-        else:
-            prompts = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            meta = [{} for _ in prompts]
-    else:
-        from rtdmd_bench.suites import load_suite
-
-        records = load_suite(source)
-        prompts, meta = [r.prompt for r in records], [dict(r.metadata) for r in records]
-    if limit:
-        prompts, meta = prompts[:limit], meta[:limit]
-    if not prompts:
-        raise ValueError(f"no prompts in {source!r}")
-    return prompts, meta
+    records = load_prompt_source(data.prompts, data.limit)
+    return [r.prompt for r in records], [dict(r.metadata) for r in records]
 
 
 def _prepare(net: nn.Module, bb: Backbone, cfg: LoraSection, init_from: str | None, seed: int) -> list[str]:
@@ -113,16 +95,20 @@ def start(*, bb: Backbone, cfg_dict: Mapping[str, Any], run: RunSection, lora_cf
     state = TrainState(nets=trainable, optimizers=optimizers, schedulers=schedulers, emas=emas)
     cfg_hash = checkpoint.config_hash(dict(cfg_dict))
     if resume:
-        found = checkpoint.latest(out)
-        if found is None:
-            raise checkpoint.CheckpointError(f"--resume: no checkpoint under {out / 'checkpoints'}")
         from rtdmd_bench.training.loop import load_state
 
-        load_state(state, checkpoint.load(found, expected_hash=cfg_hash), dist)
+        _, payload = checkpoint.load_latest(out, expected_hash=cfg_hash)
+        load_state(state, payload, dist)
     if dist.is_main:
         from rtdmd_bench.io import atomic_write_json
 
         atomic_write_json(out / "config.json", {"config_hash": cfg_hash, "world": dist.world, "config": cfg_dict})
+    if dist.is_main:
+        checkpoint.clean_stale(out)
+        if resume:
+            from rtdmd_bench.training.rundir import truncate_metrics
+
+            truncate_metrics(out / "metrics.jsonl", state.step)
     logger = MetricsLogger(out, enabled=dist.is_main, console_every=run.console_every, backends=run.log_backends)
     return Session(bb=bb, dist=dist, teacher=nets.teacher, gen=gen, fake=fake, state=state, rng=SampleRNG(run.seed, rng_block),
                    out=out, logger=logger, cfg_hash=cfg_hash, prompts=list(prompts), metadata=list(metadata),

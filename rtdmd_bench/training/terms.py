@@ -14,16 +14,21 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rtdmd_bench.flow import sigma_batch, timestep_to_sigma
 from rtdmd_bench.losses.ambient import ambient_target, consistency_loss, fake_score_loss, renoise
 from rtdmd_bench.losses.dmd import dmd_loss
-from rtdmd_bench.sampling import cps_log_prob, cps_step
+from rtdmd_bench.sampling import CPSStepRecord, cps_log_prob, cps_rollout, cps_step
 from rtdmd_bench.training.backbone import Backbone
 
 
-def levels(value: float | Tensor, n: int, device: Any) -> Tensor:
-    """A level as an fp32 ``[n]`` tensor."""
-    t = torch.as_tensor(value, dtype=torch.float32, device=device)
-    return t.expand(n).clone() if t.ndim == 0 else t.to(device)
+def batch_levels(bb: Backbone, n: int, device: Any) -> list[Tensor]:
+    """The backbone's N+1 levels, each as an fp32 ``[n]`` tensor (one level per sample)."""
+    return [sigma_batch(s, n, device) for s in bb.sigmas]
+
+
+def model_velocity(bb: Backbone, net: nn.Module, cond: Any) -> Callable[[Tensor, Tensor, int], Tensor]:
+    """``(x, σ [B], k) -> v``: the ``velocity_fn`` of ``sampling.cps_rollout`` for ``net`` on ``cond``."""
+    return lambda x, sigma, k: bb.velocity(net, x, sigma, cond)
 
 
 # ---------------------------------------------------------------------------------------------- rollouts
@@ -45,18 +50,11 @@ def random_stop_rollout(bb: Backbone, net: nn.Module, cond: Any, x: Tensor, stop
     Args:
         x: ``[B, ...]`` initial noise at ``sigmas[0]``. stop: k ∈ 1..N. noises: per-step CPS noise ``z_k``.
     """
-    sig, b = bb.sigmas, x.shape[0]
-    x = x.float()
-    for k in range(stop):
-        last = k == stop - 1
-        s, s_next = levels(sig[k], b, x.device), levels(sig[k + 1], b, x.device)
-        with torch.set_grad_enabled(grad_last and last):
-            v = bb.velocity(net, x, s, cond)
-            out, _, _ = cps_step(x, v, s, s_next, bb.eta, noises[k])
-        if last:
-            return LastStep(x.detach(), v, out, s, s_next)
-        x = out.detach()
-    raise ValueError(f"stop must be >= 1, got {stop}")
+    sig, steps = batch_levels(bb, x.shape[0], x.device), []
+    cps_rollout(x.float(), model_velocity(bb, net, cond), sig, bb.eta, lambda k: noises[k], stop=stop,
+                grad=lambda k: grad_last and k == stop - 1, on_step=steps.append)
+    last = steps[-1]
+    return LastStep(last.x.detach(), last.v, last.sample, sig[last.k], sig[last.k + 1])
 
 
 @dataclass
@@ -79,19 +77,27 @@ class Trajectory:
 def rollout_with_logprob(bb: Backbone, net: nn.Module, cond: Any, x: Tensor,
                          noise_fn: Callable[[int], Tensor | None], kind: str = "simplified") -> Trajectory:
     """N CPS steps with their log-probabilities (eq. 2.3), no grad; ``noise_fn(k)`` gives step k's ``z``."""
-    sig, b = bb.sigmas, x.shape[0]
-    x = x.float()
-    ins, outs, logps = [], [], []
-    for k in range(len(sig) - 1):
-        s, s_next = levels(sig[k], b, x.device), levels(sig[k + 1], b, x.device)
-        v = bb.velocity(net, x, s, cond)
-        z = noise_fn(k) if float(sig[k + 1]) != 0 and bb.eta != 0 else None
-        out, mean, std = cps_step(x, v, s, s_next, bb.eta, z)
-        ins.append(x)
-        outs.append(out)
-        logps.append(cps_log_prob(out, mean, std, kind))
-        x = out
-    return Trajectory(torch.stack(ins, 1), torch.stack(outs, 1), torch.stack(logps, 1))
+    steps: list[CPSStepRecord] = []
+    cps_rollout(x.float(), model_velocity(bb, net, cond), batch_levels(bb, x.shape[0], x.device), bb.eta, noise_fn,
+                on_step=steps.append)
+    return Trajectory(torch.stack([st.x for st in steps], 1), torch.stack([st.sample for st in steps], 1),
+                      torch.stack([cps_log_prob(st.sample, st.mean, st.std, kind) for st in steps], 1))
+
+
+def chain_x0(bb: Backbone, gen: nn.Module, cond: Any, traj: Trajectory) -> Tensor:
+    """Final x̂0 of the stored rollouts with the pathwise gradient through EVERY generator step.
+
+    Each stored transition is reparameterised at the current θ: ``x_{k+1} = μ_θ(x_k) + (x_{k+1}^old − sg μ_θ)``,
+    whose value is the stored sample (on-policy, θ has not moved within the epoch) and whose gradient is the
+    reparameterisation gradient ``∂μ/∂θ + ∂μ/∂x_k·∂x_k/∂θ`` with the noise ``ρz`` held fixed.
+
+    Returns:
+        ``[B, ...]`` fp32 (the last step is deterministic: ``x̂0 = μ``).
+    """
+    x = traj.latents[:, 0].float()
+    return cps_rollout(x, model_velocity(bb, gen, cond), batch_levels(bb, x.shape[0], x.device), bb.eta,
+                       lambda k: torch.zeros_like(x),
+                       carry=lambda st: st.mean + (traj.next_latents[:, st.k].float() - st.mean.detach()))
 
 
 # ---------------------------------------------------------------------------------------------- fake score
@@ -105,7 +111,7 @@ def fake_score_term(bb: Backbone, fake: nn.Module, cond: Any, x_s: Tensor, s: Te
         x_s: ``[B, ...]`` generator samples (detached). t_r: ``[B]`` renoise timesteps (σ = t_r/1000).
         eps: ``ε'`` of the renoising. t_prime_r / z_pair: consistency timesteps and the two transition noises.
     """
-    t = t_r / 1000.0
+    t = timestep_to_sigma(t_r)
     with torch.no_grad():
         x_t, _ = renoise(x_s.detach().float(), s, t, eps)
         y, lam = ambient_target(x_s.detach().float(), eps, s, t, scale_out=scale_out)
@@ -114,7 +120,7 @@ def fake_score_term(bb: Backbone, fake: nn.Module, cond: Any, x_s: Tensor, s: Te
     metrics = {"loss_fake_ac": l_ac.detach()}
     loss = l_ac
     if consistency_weight > 0:
-        l_cons = consistency_term(bb, fake, cond, x_t, t, v, t_prime_r / 1000.0, z_pair, two_sample)
+        l_cons = consistency_term(bb, fake, cond, x_t, t, v, timestep_to_sigma(t_prime_r), z_pair, two_sample)
         metrics["loss_fake_consistency"] = l_cons.detach()
         loss = loss + consistency_weight * l_cons
     return loss, metrics
@@ -150,9 +156,9 @@ def dmd_generator_term(bb: Backbone, teacher: nn.Module, fake: nn.Module, cond: 
         z: ``[B, ...]`` projection noise shared by both projections.
         sample_weight: optional ``[B]`` weight ``w_b`` on the per-sample score difference ``g_b = P_f − P_r``;
             passed to ``dmd_loss`` as the constant prediction ``P_r + w(P_f − P_r)`` (its gradient is ``w_b·g_b``
-            scaled as usual), e.g. ``stage2_terms.kl_time_weight``.
+            scaled as usual), e.g. ``losses.dmd.kl_time_weight``.
     """
-    t = t_r / 1000.0
+    t = timestep_to_sigma(t_r)
     with torch.no_grad():
         x_t, _ = renoise(x_s.detach().float(), s, t, eps)
         v_r = bb.velocity(teacher, x_t, t, cond, guidance, uncond)
@@ -170,7 +176,7 @@ def policy_logprob(bb: Backbone, net: nn.Module, cond: Any, traj: Trajectory, k:
     """Recompute step k under the current policy: ``(logp [B], mean, std, v)`` of the stored transition."""
     b, dev = traj.latents.shape[0], traj.latents.device
     x = traj.latents[:, k]
-    s, s_next = levels(bb.sigmas[k], b, dev), levels(bb.sigmas[k + 1], b, dev)
+    s, s_next = sigma_batch(bb.sigmas[k], b, dev), sigma_batch(bb.sigmas[k + 1], b, dev)
     v = bb.velocity(net, x, s, cond)
     _, mean, std = cps_step(x, v, s, s_next, bb.eta, torch.zeros_like(x))
     return cps_log_prob(traj.next_latents[:, k], mean, std, kind), mean, std, v

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from rtdmd_bench.eval.journal import Journal, load_all, merge_records, read_jsonl, write_samples
-from rtdmd_bench.eval.seeds import item_seed
-from rtdmd_bench.eval.stats import bootstrap_ci, summarize
+from rtdmd_bench.seeds import item_seed
+from rtdmd_bench.stats import bootstrap_ci, summarize
 
 
 def test_item_seed_depends_only_on_item_identity():
@@ -96,8 +96,8 @@ def test_merge_into_extends_an_earlier_merge():
 def test_resampling_in_row_chunks_is_bit_identical(monkeypatch):
     """The bootstrap / sign-flip matrices are drawn in row blocks (bounded memory): every statistic must equal
     the one-matrix computation exactly, because numpy Generators continue the same stream across calls."""
-    import rtdmd_bench.eval.stats as stats
-    from rtdmd_bench.eval.stats import macro_bootstrap_ci
+    import rtdmd_bench.stats as stats
+    from rtdmd_bench.stats import macro_bootstrap_ci
     from rtdmd_bench.report.paired import paired_bootstrap, sign_flip_pvalue
 
     rng = np.random.default_rng(1)

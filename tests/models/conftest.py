@@ -23,5 +23,6 @@ def tiny_models(tmp_path_factory) -> str:
 def generators(tiny_models):
     """One loaded adapter per tiny family, shared by read-only tests."""
     from rtdmd_bench.models import build
+    from rtdmd_bench.models.family import FAMILIES
 
-    return {name: build(name, tiny_models) for name in ("tiny-sd3", "tiny-sd35", "tiny-flux1", "tiny-flux2")}
+    return {f.tiny.name: build(f.tiny.name, tiny_models) for f in FAMILIES.in_registration_order() if f.tiny}

@@ -1,4 +1,5 @@
-"""The four tiny families through the production adapters: diffusers parity, seeding, cache, gradients, errors."""
+"""Every registered family's tiny preset through the production adapter: diffusers parity, seeding, cache,
+gradients, errors (a new family is tested here by registering it)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import pytest
 import torch
 
 from rtdmd_bench.models import build
+from rtdmd_bench.models.family import FAMILIES
 from rtdmd_bench.weights import MissingWeightsError
 
-TINY = ("tiny-sd3", "tiny-sd35", "tiny-flux1", "tiny-flux2")
+TINY = tuple(f.tiny.name for f in FAMILIES.in_registration_order() if f.tiny is not None)
 
 PROMPTS = ["a photo of a cat", "the dog", "a painting of the sea"]
 SEEDS = [11, 22, 33]

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from rtdmd_bench.models import MODELS
-from rtdmd_bench.models.catalog import TARGETS
+from rtdmd_bench.models.family import FAMILIES
 
 REAL = ["sd35m-rtdmd", "flux2-rtdmd", "flux2-9b-rtdmd", "flux1-rtdmd", "sd3m-rtdmd", "flux2-4b", "flux2-9b",
         "flux2-4b-base", "flux2-9b-base", "sd35m", "sd3m", "flux1-dev", "flux1-schnell", "sd35-large-turbo"]
@@ -22,7 +22,7 @@ def test_all_names_registered():
 @pytest.mark.parametrize("name", REAL + TINY)
 def test_entry_is_complete(name):
     s = MODELS.spec(name)
-    assert s.target == TARGETS[s.family] and s.weights_dir and s.hub_id and s.license
+    assert s.target == FAMILIES.spec(s.family).target and s.weights_dir and s.hub_id and s.license
     assert s.sampler in ("cps", "euler_cfg") and s.steps > 0
     if s.sampler == "cps":
         assert len(s.step_list) == s.steps and s.eta == 0.9 and s.guidance == 1.0
@@ -38,10 +38,12 @@ def test_rtdmd_inference_protocol():
 
 
 def test_published_numbers_carry_provenance():
-    pub = {p.metric: p for p in MODELS.spec("flux2-rtdmd").published}
+    from rtdmd_bench.published import published_for
+
+    pub = {p.metric: p for p in published_for("flux2-rtdmd")}
     assert pub["pickscore"].value == 23.9642 and pub["pickscore"].prompt_set == "drawbench" and pub["pickscore"].nfe == 4
     assert pub["geneval"].value == 0.9046 and pub["geneval"].prompt_set == "geneval"
-    t1 = {p.metric: p.value for p in MODELS.spec("sd3m").published if p.table.startswith("Table 1")}
+    t1 = {p.metric: p.value for p in published_for("sd3m") if p.table.startswith("RTDMD Table 1")}
     assert t1 == {"clipscore": 0.2936, "aesthetic": 5.5711, "pickscore": 22.3236, "hpsv2": 0.2810, "imagereward": 1.0759}
     assert MODELS.spec("sd3m").nfe == 100 and MODELS.spec("flux1-dev").nfe == 50  # distilled guidance: one pass
 

@@ -12,7 +12,7 @@ from rtdmd_bench.toy.distill import train_stage1
 from rtdmd_bench.toy.finetune import train_stage2
 from rtdmd_bench.toy.nets import generate, pretrain
 
-STAGE2 = [m for m, (kind, _) in bench.METHODS.items() if kind == "stage2"]
+STAGE2 = [m for m, (kind, _, _) in bench.METHODS.items() if kind == "stage2"]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def trained():
     cfg = bench.quick_config()
     world = bench.World(cfg)
     init = pretrain(world.data, cfg.pretrain_steps, batch=256, lr=cfg.pretrain_lr, seed=0, hidden=cfg.hidden)
-    s1 = train_stage1(world.exact_teacher, init, cfg.stage1, list(cfg.sigmas), cfg.eta, seed=0)
+    s1 = train_stage1(world.exact_teacher, init, cfg.stage1, "stage1_acdmd", list(cfg.sigmas), cfg.eta, seed=0)
     return cfg, world, init, s1
 
 
@@ -35,10 +35,8 @@ def _metric(world, net, cfg, key):
 def test_stage1_moves_towards_the_teacher(trained, ambient):
     cfg, world, init, s1 = trained
     if not ambient:
-        import dataclasses
-
-        s1 = train_stage1(world.exact_teacher, init, dataclasses.replace(cfg.stage1, ambient=False),
-                          list(cfg.sigmas), cfg.eta, seed=0)
+        recipe, values = bench.method_values(cfg, "dmd")
+        s1 = train_stage1(world.exact_teacher, init, values, recipe, list(cfg.sigmas), cfg.eta, seed=0)
     before, after = _metric(world, init, cfg, "mmd_teacher"), _metric(world, s1.generator, cfg, "mmd_teacher")
     assert after < 0.8 * before, (before, after)
 
@@ -46,15 +44,13 @@ def test_stage1_moves_towards_the_teacher(trained, ambient):
 @pytest.fixture(scope="module")
 def stage2_metrics(trained):
     """Every stage-2 method trained once (quick) from the shared stage 1: {method: metrics}, plus "stage1"."""
-    import dataclasses
-
     cfg, world, _, s1 = trained
     out = {"stage1": _metrics(world, s1.generator, cfg)}
     for method in STAGE2:
         torch.manual_seed(1)
-        s2cfg = dataclasses.replace(cfg.stage2, beta=cfg.beta, **bench.METHODS[method][1])
-        gen = train_stage2(world.exact_teacher, s1.generator, s1.fake, world.reward, s2cfg, list(cfg.sigmas),
-                           cfg.eta, 0)
+        recipe, values = bench.method_values(cfg, method)
+        gen = train_stage2(world.exact_teacher, s1.generator, s1.fake, world.reward, values, recipe,
+                           list(cfg.sigmas), cfg.eta, 0)
         out[method] = _metrics(world, gen, cfg)
     return out
 

@@ -6,12 +6,12 @@ from collections import Counter
 import pytest
 import torch
 
+from rtdmd_bench.seeds import shared_noise_seed
 from rtdmd_bench.training.backbone import SampleRNG
 from rtdmd_bench.training.samplers import (
     KRepeatSampler,
     PromptSampler,
     SamplerConfigError,
-    prompt_seed,
     select_train_steps,
     shared_step_noise,
 )
@@ -69,7 +69,7 @@ def test_shared_noise():
     assert torch.equal(z, shared_step_noise(prompts, 1, 3, (2, 3), selected=[0, 2]))
     assert not torch.equal(z, shared_step_noise(prompts, 1, 4, (2, 3), selected=[0, 2]))
     assert shared_step_noise(prompts, 2, 3, (2, 3), selected=[0, 2]) is None
-    seed = prompt_seed("a cat", 1, 3)
+    seed = shared_noise_seed("a cat", 1, 3)
     assert torch.equal(z[0], torch.randn(2, 3, generator=torch.Generator().manual_seed(seed)))
 
 

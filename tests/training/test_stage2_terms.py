@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from rtdmd_bench.losses.dmd import kl_time_weight
 from rtdmd_bench.losses.policy import leave_one_out_advantages
-from rtdmd_bench.training.stage2_terms import chain_x0, kl_time_weight
-from rtdmd_bench.training.terms import rollout_with_logprob
+from rtdmd_bench.training.terms import chain_x0, rollout_with_logprob
 
 
 def test_leave_one_out_advantages_by_hand():

@@ -28,7 +28,7 @@ def _cli(args: list[str]):
 
 
 def _ckpt(out: Path, step: int) -> dict:
-    return torch.load(out / "checkpoints" / f"checkpoint-{step}" / "state.pt", weights_only=False)
+    return torch.load(out / "checkpoints" / f"checkpoint-{step}" / "state.pt", weights_only=True)
 
 
 def _last_block(sess) -> int:
@@ -121,7 +121,7 @@ def test_bad_input_fails_before_any_model_loads(sets, message, monkeypatch):
 def _torchrun(args: list[str], out: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = Path(sys.executable).parent / "torchrun"
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "trainers", "--weights", "tiny",
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "rtdmd_bench", "train", "--weights", "tiny",
            "--out", str(out), "--set", "train.console_every=0", *args]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

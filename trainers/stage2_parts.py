@@ -1,15 +1,12 @@
-"""Stage-2 (RTDMD, ALGORITHM.md §4) building blocks used by ``trainers/stage2_rtdmd.py`` (and so by GRPO).
-
-The recipe decides which of these run; each one composes the pure losses (``rtdmd_bench.losses``), the CPS step
-(``rtdmd_bench.sampling``) and the loss terms (``training.terms``) for one unit of the epoch:
+"""Stage-2 (RTDMD, ALGORITHM.md §4) parts of the ``stage2_rtdmd`` recipe (and so of ``grpo``): each composes the pure
+losses (``rtdmd_bench.losses``), the rollout core and the loss terms (``training.terms``) for one unit of the epoch:
 
 * ``rollout``            K-repeat rollouts with log-probs and their rewards (§2.4, §4.3-4.5)
-* ``fake_update``        one fake-score step on the final samples, s = 0 (§4.6)
+* ``fake_update``        one fake-score step on the final samples, s = 0 (§4.6; ``training.fake_score``)
 * ``advantages``         eq. 4.1 (``standardized``) or the exact-KL ``raw_loo`` baseline (§5)
 * ``last_step_loss``     w_dm·DM + reward BP on the deterministic last step (§4.7 items 1-2)
-* ``chain_x0``           the generator's final x̂0 with the pathwise gradient through every step (``aux.path=chain``)
 
-``cfg`` is a ``trainers.stage2_rtdmd.Stage2Config`` (typed loosely to keep this module free of recipe imports).
+``cfg`` is the recipe's ``Stage2Config`` (typed ``Any`` to avoid a cycle with ``stage2_rtdmd``).
 """
 
 from __future__ import annotations
@@ -19,18 +16,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rtdmd_bench.losses.ambient import consistency_timesteps, renoise_timesteps
+from rtdmd_bench import parallel
+from rtdmd_bench.flow import sigma_batch, timestep_to_sigma
+from rtdmd_bench.losses.dmd import kl_time_weight
 from rtdmd_bench.losses.policy import group_advantages, leave_one_out_advantages
 from rtdmd_bench.losses.reward_bp import reward_bp_loss
-from rtdmd_bench.sampling import cps_step
-from rtdmd_bench.training import loop, parallel
+from rtdmd_bench.training.fake_score import fake_score_step, final_sample_batches, renoise_draws
 from rtdmd_bench.training.samplers import KRepeatSampler, shared_step_noise
 from rtdmd_bench.training.session import Session
 from rtdmd_bench.training.terms import (
     Trajectory,
+    chain_x0,
     dmd_generator_term,
-    fake_score_term,
-    levels,
     rollout_with_logprob,
 )
 
@@ -68,39 +65,11 @@ def rollout(sess: Session, cfg: Any, sampler: KRepeatSampler, rewards: dict, sel
     return traj, prompts, metas, keys, {k: torch.cat(v) for k, v in scores.items()}
 
 
-def _renoise_draws(sess: Session, cfg: Any, stream: str, keys: list[int]) -> tuple[Tensor, Tensor]:
-    """``(t_r [B], ε' [B, ...])`` for samples at s = 0 (§4.6: t_r ~ U[offset, end] clamped)."""
-    bb, e, r = sess.bb, sess.state.step, cfg.renoise
-    s = torch.zeros(len(keys), device=bb.device)
-    t_r = renoise_timesteps(s, sess.rng.rand(e, f"{stream}/t", keys, bb.device), r.timestep_offset, r.end_timestep,
-                            (r.min_step, r.max_step))
-    return t_r, sess.rng.randn(e, f"{stream}/eps", keys, bb.latent_shape, bb.device)
-
-
 def fake_update(sess: Session, cfg: Any, traj: Trajectory, prompts: list[str], keys: list[int]) -> dict:
-    """One AdamW step of the fake score on all local final outputs, s = 0 (§4.6, P14)."""
-    bb, e, rng, n = sess.bb, sess.state.step, sess.rng, len(prompts)
-    c = cfg.aux.consistency
-    cons = c.enabled and c.weight > 0
-    total, logs = 0.0, {}
-    bounds = list(range(0, n, cfg.aux.fake_batch_size))
-    for ci, lo in enumerate(bounds):
-        sl = slice(lo, lo + cfg.aux.fake_batch_size)
-        ks, x_s = keys[sl], traj.final[sl]
-        s = torch.zeros(len(ks), device=bb.device)
-        with torch.no_grad():
-            cond = bb.encode(prompts[sl])
-        t_r, eps = _renoise_draws(sess, cfg, "fake", ks)
-        t_p = consistency_timesteps(t_r, rng.rand(e, "fake/delta", ks, bb.device), c.epsilon_timestep) if cons else None
-        zp = tuple(rng.randn(e, f"fake/cz{i}", ks, bb.latent_shape, bb.device) for i in (1, 2)) if cons else None
-        loss, logs = fake_score_term(bb, sess.fake, cond, x_s, s, t_r, eps, scale_out=cfg.renoise.scale_out,
-                                     weight_clamp=cfg.renoise.weight_clamp, consistency_weight=c.weight if cons else 0.0,
-                                     t_prime_r=t_p, z_pair=zp, two_sample=c.two_sample)
-        loop.backward(loss * (len(ks) / n), sess.fake, sync=ci == len(bounds) - 1)
-        total += loss.detach() * (len(ks) / n)
-    norm = loop.optimizer_step(sess.state.optimizers["fake"], sess.state.schedulers["fake"],
-                               sess.state.params("fake"), cfg.fake_optim.max_grad_norm)
-    return {"loss_fake": total, **logs, "grad_norm/fake": norm}
+    """One AdamW step of the fake score on all local final outputs, s = 0, in ``aux.fake_batch_size`` chunks
+    (§4.6, P14)."""
+    batches = final_sample_batches(sess, traj.final, prompts, keys, cfg.aux.fake_batch_size)
+    return fake_score_step(sess, batches, cfg.renoise, cfg.aux.consistency, cfg.fake_optim.max_grad_norm)
 
 
 def advantages(sess: Session, cfg: Any, prompts: list[str], scores: dict) -> Tensor:
@@ -123,35 +92,6 @@ def advantages(sess: Session, cfg: Any, prompts: list[str], scores: dict) -> Ten
     return a[dist.rank * n:(dist.rank + 1) * n]
 
 
-def kl_time_weight(t: Tensor, numel: int) -> Tensor:
-    """Per-sample DM weight ``D·(1−t)²/t²`` of ``aux.time_weight=kl`` (§5 a).
-
-    At s = 0, ``s_fake − s_real = ((1−t)/t²)(x̂0_f − x̂0_r)`` and ``∂x_t/∂θ = (1−t)∂x0/∂θ``, so with this weight
-    and no normaliser the (mean-reduced) ``dmd_loss`` gradient is ``∇_θ KL(p_θ,t ‖ p_t)`` summed over the ``D``
-    latent elements of a sample, i.e. in nats, comparable with β·∇r.
-    """
-    return numel * (1 - t) ** 2 / t.clamp(min=1e-6) ** 2
-
-
-def chain_x0(bb: Any, gen: Any, cond: Any, traj: Trajectory) -> Tensor:
-    """Final x̂0 of the stored rollouts with the pathwise gradient through EVERY generator step.
-
-    Each stored transition is reparameterised at the current θ: ``x_{k+1} = μ_θ(x_k) + (x_{k+1}^old − sg μ_θ)``,
-    whose value is the stored sample (on-policy, θ has not moved within the epoch) and whose gradient is the
-    reparameterisation gradient ``∂μ/∂θ + ∂μ/∂x_k·∂x_k/∂θ`` with the noise ``ρz`` held fixed.
-
-    Returns:
-        ``[B, ...]`` fp32 (the last step is deterministic: ``x̂0 = μ``).
-    """
-    sig, b = bb.sigmas, traj.latents.shape[0]
-    x = traj.latents[:, 0].float()
-    for k in range(len(sig) - 1):
-        s, s_next = levels(sig[k], b, x.device), levels(sig[k + 1], b, x.device)
-        _, mean, _ = cps_step(x, bb.velocity(gen, x, s, cond), s, s_next, bb.eta, torch.zeros_like(x))
-        x = mean + (traj.next_latents[:, k].float() - mean.detach())
-    return x
-
-
 def last_step_loss(sess: Session, cfg: Any, bp_rewards: dict, cond: Any, uncond: Any, traj: Trajectory, j: int,
                    v: Tensor, mean: Tensor, ps: list[str], ms: list[dict], ks: list[int]) -> tuple[Any, dict]:
     """``aux.weight``·DM on the final x̂0 plus the BP hinge (§4.7 items 1-2).
@@ -164,16 +104,16 @@ def last_step_loss(sess: Session, cfg: Any, bp_rewards: dict, cond: Any, uncond:
     loss, logs = 0.0, {}
     if cfg.aux.loss != "none":
         x0 = chain_x0(bb, sess.gen, cond, traj) if cfg.aux.path == "chain" else mean
-        t_r, eps = _renoise_draws(sess, cfg, "aux", ks)
         s = torch.zeros(len(ks), device=bb.device)
-        w = kl_time_weight(t_r / 1000.0, int(x0[0].numel())) if cfg.aux.time_weight == "kl" else None
+        t_r, eps = renoise_draws(sess, cfg.renoise, s, ks, "aux")
+        w = kl_time_weight(timestep_to_sigma(t_r), int(x0[0].numel())) if cfg.aux.time_weight == "kl" else None
         l_dm, logs = dmd_generator_term(bb, sess.teacher, sess.fake, cond, uncond, x0, s, t_r, eps,
                                         torch.zeros_like(eps), cfg.aux.real_guidance_scale,
                                         cfg.aux.gradient_normalization, sample_weight=w)
         loss = cfg.aux.weight * l_dm
     if bp_rewards:
         with sess.timer.phase("reward_bp"):
-            sig = levels(bb.sigmas[j], len(ks), bb.device)
+            sig = sigma_batch(bb.sigmas[j], len(ks), bb.device)
             l_bp, bp_logs = reward_bp_loss(traj.latents[:, j], v, sig, float(bb.sigmas[j + 1]), bb.decode, bp_rewards,
                                            ps, ms, cfg.bp.margin, cfg.bp.scale, cfg.bp.only_deterministic,
                                            bp_batch_size=cfg.bp.batch_size)

@@ -1,4 +1,6 @@
-"""Statistics over per-image scores grouped by prompt (numpy only).
+"""Bootstrap statistics over per-image scores grouped by prompt (numpy only): the one home of the resampling
+kernel used by results.json CIs (``bootstrap_ci``, ``macro_bootstrap_ci``) and by paired comparisons
+(``paired_bootstrap`` in ``report.paired``).
 
 The unit of resampling is the PROMPT: images of one prompt are correlated (same text), so the CI of a mean
 over images resamples prompts with replacement and recomputes the image-weighted mean (cluster bootstrap).
@@ -29,10 +31,32 @@ def chunked_rows(n_rows: int, n_cols: int, draw: Callable[[int], np.ndarray],
     return np.concatenate([stat(draw(min(step, n_rows - r0))) for r0 in range(0, n_rows, step)])
 
 
-def grouped_mean(sums: np.ndarray, counts: np.ndarray) -> float:
-    """Image-weighted mean from per-prompt sums and counts."""
-    total = counts.sum()
-    return float(sums.sum() / total) if total else float("nan")
+def resampled_means(sums: np.ndarray, counts: np.ndarray, n_resamples: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Cluster-bootstrap replicates of an image-weighted mean.
+
+    Args:
+        sums / counts: ``[P]`` per-group sums of the values and their counts (a group = a prompt).
+        n_resamples: R. rng: numpy Generator (consumed: the ``integers`` draws of one ``[R, P]`` matrix, made
+            in row blocks by ``chunked_rows``).
+
+    Returns:
+        ``[R]``: ``stat_r = Σ_p sums[idx_rp] / Σ_p counts[idx_rp]`` with ``idx ~ U{0..P−1}^{R×P}``.
+    """
+    n = len(sums)
+    return chunked_rows(n_resamples, n, lambda r: rng.integers(0, n, size=(r, n)),
+                        lambda idx: sums[idx].sum(axis=1) / counts[idx].sum(axis=1))
+
+
+def percentile_interval(replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Central ``level`` percentile interval ``(q_{(1−level)/2}, q_{(1+level)/2})`` of bootstrap replicates."""
+    tail = (1.0 - level) / 2.0
+    lo, hi = np.quantile(replicates, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
+def _sums_counts(groups: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([g.sum() for g in groups]), np.array([len(g) for g in groups], dtype=np.float64)
 
 
 def bootstrap_ci(values_by_prompt: Sequence[Sequence[float]], n_resamples: int = DEFAULT_RESAMPLES,
@@ -52,15 +76,8 @@ def bootstrap_ci(values_by_prompt: Sequence[Sequence[float]], n_resamples: int =
     groups = [np.asarray(v, dtype=np.float64) for v in values_by_prompt if len(v)]
     if len(groups) < 2:
         return None
-    sums = np.array([g.sum() for g in groups])
-    counts = np.array([len(g) for g in groups], dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    n = len(groups)
-    stats = chunked_rows(n_resamples, n, lambda r: rng.integers(0, n, size=(r, n)),
-                         lambda idx: sums[idx].sum(axis=1) / counts[idx].sum(axis=1))
-    tail = (1.0 - level) / 2.0
-    lo, hi = np.quantile(stats, [tail, 1.0 - tail])
-    return float(lo), float(hi)
+    sums, counts = _sums_counts(groups)
+    return percentile_interval(resampled_means(sums, counts, n_resamples, np.random.default_rng(seed)), level)
 
 
 def macro_bootstrap_ci(groups_by_tag: Sequence[Sequence[Sequence[float]]], n_resamples: int = DEFAULT_RESAMPLES,
@@ -77,17 +94,11 @@ def macro_bootstrap_ci(groups_by_tag: Sequence[Sequence[Sequence[float]]], n_res
         groups = [np.asarray(v, dtype=np.float64) for v in groups if len(v)]
         if len(groups) < 2:
             return None
-        sums = np.array([g.sum() for g in groups])
-        counts = np.array([len(g) for g in groups], dtype=np.float64)
-        n = len(groups)
-        per_tag.append(chunked_rows(n_resamples, n, lambda r, n=n: rng.integers(0, n, size=(r, n)),
-                                    lambda idx, s=sums, c=counts: s[idx].sum(axis=1) / c[idx].sum(axis=1)))
+        sums, counts = _sums_counts(groups)
+        per_tag.append(resampled_means(sums, counts, n_resamples, rng))
     if not per_tag:
         return None
-    stats = np.mean(per_tag, axis=0)
-    tail = (1.0 - level) / 2.0
-    lo, hi = np.quantile(stats, [tail, 1.0 - tail])
-    return float(lo), float(hi)
+    return percentile_interval(np.mean(per_tag, axis=0), level)
 
 
 def summarize(values_by_prompt: Sequence[Sequence[float]], n_resamples: int = DEFAULT_RESAMPLES,

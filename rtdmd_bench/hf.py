@@ -1,7 +1,7 @@
-"""Quiet diffusers/transformers (loading bars, info logs) without importing them.
+"""Hugging Face library plumbing shared by every layer: silencing diffusers/transformers loading output.
 
-Importing both costs seconds; a plugin generator or a cheap reward uses neither. ``silence_hf_on_import()``
-silences a library that is already imported at once, and one imported later right after its logging module
+``quiet_hf()`` never imports either library (together they cost seconds; a plugin generator or a cheap reward
+uses neither): a library already imported is silenced at once, one imported later right after its logging module
 executes (an import hook on ``<lib>.utils.logging``), before any loading bar can appear.
 """
 
@@ -52,8 +52,9 @@ class _SilencingLoader(importlib.abc.Loader):
         return getattr(self.inner, name)
 
 
-def silence_hf_on_import() -> None:
-    """Silence diffusers/transformers now if imported, else as soon as they are (idempotent, thread-safe)."""
+def quiet_hf() -> None:
+    """Silence diffusers/transformers loading bars and info logs (our own progress bars say what happens): now
+    if imported, else as soon as they are (idempotent, thread-safe)."""
     with _lock:
         for name in LOGGING_MODULES:
             if name in sys.modules:

@@ -1,4 +1,5 @@
-"""The only module that touches ``torch.distributed``: process group, DDP/FSDP2 wrapping, collectives.
+"""The only module that touches ``torch.distributed`` (and reads the torchrun environment): process group,
+DDP/FSDP2 wrapping, collectives. Evaluation (sharding + one barrier) and training both use it.
 
 Runs under ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` in the environment) with gloo on CPU and nccl on
 CUDA; without those variables everything degrades to a single process and the collectives are identities.
@@ -34,10 +35,41 @@ class Dist:
         return self.world > 1
 
 
+def rank_world() -> tuple[int, int]:
+    """``(RANK, WORLD_SIZE)`` as set by torchrun; ``(0, 1)`` for a plain process (no process group needed)."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def world_size() -> int:
+    """``WORLD_SIZE`` of the torchrun launch (1 for a plain process)."""
+    return rank_world()[1]
+
+
+def check_device(device: str | None) -> None:
+    """Raise ``ValueError`` with the fix unless ``device`` is ``auto``/None, ``cpu``, ``cuda``/``cuda:N`` with CUDA
+    present (and N in range) or ``mps`` where available (checked before any model loads)."""
+    if device in (None, "auto", "cpu"):
+        return
+    name = str(device)
+    kind, _, index = name.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__}); "
+                             f"use --device cpu")
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                             f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+        return
+    if kind == "mps" and not index:
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"--device {name}: MPS is not available on this machine; use --device cpu")
+        return
+    raise ValueError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N")
+
+
 def init(device: str | None = None) -> Dist:
     """Initialise from the torchrun environment (idempotent). ``device``: ``cpu``/``cuda``/None (auto)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+    rank, world = rank_world()
     local = int(os.environ.get("LOCAL_RANK", "0"))
     want = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(f"cuda:{local}") if want.startswith("cuda") and ":" not in want else torch.device(want)
@@ -128,15 +160,6 @@ def all_gather_object(obj: Any, dist: Dist) -> list[Any]:
     out: list[Any] = [None] * dist.world
     torch.distributed.all_gather_object(out, obj)
     return out
-
-
-def broadcast_object(obj: Any, dist: Dist, src: int = 0) -> Any:
-    """``obj`` of rank ``src`` on every rank."""
-    if not dist.enabled:
-        return obj
-    box = [obj]
-    torch.distributed.broadcast_object_list(box, src=src)
-    return box[0]
 
 
 def all_reduce_mean(t: Tensor, dist: Dist) -> Tensor:

@@ -1,4 +1,4 @@
-"""Strict loader for ``leaderboards/published.yaml``: published numbers with provenance.
+"""Published numbers with provenance: the one home (``leaderboards/published.yaml``) and its strict loader.
 
 The file groups numbers by table (one paper table shares its source, resolution and per-metric prompt
 set / units / scorer); ``load_published`` expands it into flat ``PublishedNumber`` records, each with
@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 SCHEMA_VERSION = 1
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "leaderboards" / "published.yaml"
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "leaderboards" / "published.yaml"
 
 _TOP_KEYS = {"schema_version": int, "sources": dict, "tables": list}
 _SOURCE_KEYS = {"citation": str, "url": str}
@@ -219,3 +219,8 @@ def _reject_duplicates(numbers: list[PublishedNumber], path: Path) -> None:
         if key in seen:
             raise PublishedError(f"{path}: duplicate number for {key}")
         seen.add(key)
+
+
+def published_for(model: str, path: str | Path = DEFAULT_PATH) -> list[PublishedNumber]:
+    """The published numbers a run of registry model ``model`` should reproduce (rows whose ``models`` list it)."""
+    return [n for n in load_published(path).numbers if model in n.models]
