@@ -90,8 +90,8 @@ def _cli(args: list[str]) -> None:
 def make(root: Path, n_prompts: int) -> None:
     from rtdmd_bench import config
     from rtdmd_bench.eval.config import EvalConfig, ModelOverrides
-    from rtdmd_bench.seeds import item_seed
     from rtdmd_bench.imaging import png_bytes
+    from rtdmd_bench.seeds import item_seed
 
     suite_dir = root / "prompts" / "scale"
     suite_dir.mkdir(parents=True)

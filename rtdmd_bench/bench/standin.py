@@ -73,9 +73,11 @@ def image_bank(height: int, width: int):
 
 
 class StandInGenerator:
-    """Generator plugin with the harness's generator interface (``spec``, ``generate``, ``describe``)."""
+    """Generator plugin with the harness's generator interface (``spec``, ``generate``, ``describe``). Its defaults
+    live in ``DEFAULT_SPEC``, not in a class-level ``spec``: a plugin with a class-level spec must belong to a
+    registered generator family (``models.resolve_spec``), and this one is not a diffusers architecture."""
 
-    spec = ModelSpec(name="standin", target="rtdmd_bench.bench.standin:StandInGenerator", family="standin",
+    DEFAULT_SPEC = ModelSpec(name="standin", target="rtdmd_bench.bench.standin:StandInGenerator", family="standin",
                      description="GPU stand-in: photo-like images at a fixed rate, CPU idle while it works",
                      height=1024, width=1024, steps=4, eta=0.0, dtype="float32", tiny=True)
 
@@ -89,7 +91,7 @@ class StandInGenerator:
                      lora: Sequence[str] = (), **overrides: Any) -> StandInGenerator:
         import dataclasses
 
-        spec = dataclasses.replace(spec or cls.spec, **overrides)
+        spec = dataclasses.replace(spec or cls.DEFAULT_SPEC, **overrides)
         return cls(spec, device)
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int], **_: Any):

@@ -140,8 +140,6 @@ class Pipeline:
         score: ``score(reward_names, items, images) -> {reward: (scores, valid, parts, extras)}``.
         make_record: ``make_record(item, index, job) -> dict | None`` (None = nothing new to journal).
         device: torch device of the generator and the rewards.
-        warm_up: reward names to build before the first batch arrives (overlaps the generator's loading).
-        build_reward: ``build_reward(name)`` loads (and caches) a reward.
         io_threads: PNG encode/hash/write threads.
         depth: batches in flight behind the generator.
         png_level: zlib level of the PNGs.
@@ -150,7 +148,6 @@ class Pipeline:
 
     def __init__(self, out: Path, journal: Any, score: Callable[..., dict[str, Any]],
                  make_record: Callable[[Any, int, Job], dict[str, Any] | None], *, device: Any,
-                 warm_up: tuple[str, ...] = (), build_reward: Callable[[str], Any] | None = None,
                  io_threads: int = 2, depth: int = DEFAULT_DEPTH, png_level: int | None = None,
                  on_batch: Callable[[Job], None] | None = None):
         from rtdmd_bench.imaging import PNG_COMPRESS_LEVEL
@@ -169,8 +166,6 @@ class Pipeline:
         self._in_flight = 0
         self._error: BaseException | None = None
         self._aborted = threading.Event()
-        self._warm_up, self._build_reward = warm_up, build_reward
-        self._ready = threading.Event()
         self._scorer = threading.Thread(target=self._run_scorer, name="rtdmd-scorer", daemon=True)
         self._journaler = threading.Thread(target=self._run_journal, name="rtdmd-journal", daemon=True)
         self._scorer.start()
@@ -192,12 +187,6 @@ class Pipeline:
             self._in_flight += 1
         self.counters.add("stall_s", time.perf_counter() - t0)
         self._to_score.put(job)
-
-    def wait_ready(self) -> None:
-        """Block until the warm-up rewards are loaded (so a timed loop excludes model loading); raises its error."""
-        self._ready.wait()
-        with self._cond:
-            self._raise_error()
 
     def close(self) -> None:
         """Drain: finish, write and journal every submitted batch; then raise the first worker error, if any."""
@@ -238,14 +227,6 @@ class Pipeline:
         return torch.cuda.stream(self._stream)
 
     def _run_scorer(self) -> None:
-        try:
-            for name in self._warm_up:  # load the rewards while the main thread loads the generator
-                if self._build_reward is not None and self._error is None:
-                    self._build_reward(name)
-        except BaseException as exc:  # noqa: BLE001  (re-raised in the main thread)
-            self._fail(exc)
-        finally:
-            self._ready.set()
         while True:
             job = self._to_score.get()
             if job is None or self._aborted.is_set():

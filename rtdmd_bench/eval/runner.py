@@ -221,8 +221,6 @@ def _work(cfg: EvalConfig, plan: Plan, out: Path, mine: list[list[WorkItem]], ex
     todo, refreshed = _plan_batches(plan, out, mine, existing, verify)
     stats: dict[str, Any] = {"generation_time_s": 0.0, "scoring_time_s": 0.0, "images_generated": 0,
                              "images_scored": 0, "loop_s": 0.0, "resume_check_s": time.perf_counter() - t_plan}
-    n_gen = sum(len(b) - sum(ok) for b, ok, _ in todo)
-    bars = _Progress(progress, n_gen, sum(len(b) for b, _, _ in todo))
 
     def make_record(it: WorkItem, i: int, job: Job) -> dict[str, Any] | None:
         old = existing.get(it.key) if job.ok[i] else None
@@ -237,9 +235,18 @@ def _work(cfg: EvalConfig, plan: Plan, out: Path, mine: list[list[WorkItem]], ex
     if not todo and not refreshed:
         journal.close()
         return stats
-    needed = tuple(dict.fromkeys(r for _, _, rs in todo for r in rs))
+    try:
+        # The rewards are loaded here, not lazily in the scorer thread, and the generator in this thread too (at
+        # the first generating batch): two threads importing transformers/diffusers at once can deadlock or see
+        # half-initialised modules.
+        for name in dict.fromkeys(r for _, _, rs in todo for r in rs):
+            workers.reward(name)
+    except BaseException:
+        journal.close()
+        raise
+    bars = _Progress(progress, sum(len(b) - sum(ok) for b, ok, _ in todo), sum(len(b) for b, _, _ in todo))
     pipe = Pipeline(out, journal, lambda names, items, images: _score(workers, names, items, images), make_record,
-                    device=workers.device, warm_up=needed, build_reward=workers.reward, io_threads=_io_threads(cfg),
+                    device=workers.device, io_threads=_io_threads(cfg),
                     on_batch=on_batch)
     t_loop = None
     try:
@@ -252,8 +259,6 @@ def _work(cfg: EvalConfig, plan: Plan, out: Path, mine: list[list[WorkItem]], ex
                 pipe.submit(Job(items=batch, ok=ok, rewards=rewards))
                 continue
             gen = workers.generator  # built outside the timed loop (model.json written now)
-            if t_loop is None:
-                pipe.wait_ready()  # the rewards loaded meanwhile in the scorer thread: timing starts now
             t0 = time.perf_counter()
             t_loop = t_loop or t0
             with torch.inference_mode():

@@ -97,8 +97,8 @@ def test_resampling_in_row_chunks_is_bit_identical(monkeypatch):
     """The bootstrap / sign-flip matrices are drawn in row blocks (bounded memory): every statistic must equal
     the one-matrix computation exactly, because numpy Generators continue the same stream across calls."""
     import rtdmd_bench.stats as stats
-    from rtdmd_bench.stats import macro_bootstrap_ci
     from rtdmd_bench.report.paired import paired_bootstrap, sign_flip_pvalue
+    from rtdmd_bench.stats import macro_bootstrap_ci
 
     rng = np.random.default_rng(1)
     diffs = rng.normal(size=301)
