@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from rtdmd_bench.cli import prompts, report, weights
+from rtdmd_bench.cli import bench, prompts, report, weights
 from rtdmd_bench.cli.eval import eval_command
 from rtdmd_bench.cli.listing import list_command, print_registry
 from rtdmd_bench.cli.train import train
@@ -58,6 +58,7 @@ for _sub in (prompts.app, weights.app):
         _cmd.callback = _guarded(_cmd.callback)
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(weights.app, name="weights")
+app.add_typer(bench.app, name="bench")
 if importlib.util.find_spec("rtdmd_bench.cli.toy") is not None:
     from rtdmd_bench.cli.toy import toy
 
