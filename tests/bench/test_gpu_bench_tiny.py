@@ -25,3 +25,19 @@ def test_gpu_benchmark_tiny_runs_end_to_end_and_writes_json_and_table(tmp_path):
     assert len(results["train"]["step_s"]) == 2 and results["train"]["config"]["model.gradient_checkpointing"]
     text = table.read_text()
     assert "| flux2-klein-4b | 2 |" in text and "Stage-2 RTDMD step" in text and text in res.output
+
+
+def test_full_size_pipelines_match_the_published_parameter_counts():
+    """The full-size builders, on the meta device (no memory): the published configs give the published sizes."""
+    import pytest
+    import torch
+
+    from rtdmd_bench.bench.gpu_models import FULL_BUILDERS, parameter_count
+
+    flux = parameter_count(FULL_BUILDERS["flux2-klein-4b"]("meta", torch.bfloat16))
+    assert flux["transformer"] == pytest.approx(3.876e9, rel=0.01)  # FLUX.2-klein-4B
+    assert flux["text_encoder"] == pytest.approx(4.022e9, rel=0.01)  # Qwen3-4B
+    sd = parameter_count(FULL_BUILDERS["sd35m"]("meta", torch.bfloat16))
+    assert sd["transformer"] == pytest.approx(2.243e9, rel=0.01)  # SD3.5-Medium MMDiT-X
+    assert sd["text_encoder_3"] == pytest.approx(4.762e9, rel=0.01)  # T5-XXL encoder
+    assert (sd["text_encoder"], sd["text_encoder_2"]) == (pytest.approx(1.24e8, rel=0.01), pytest.approx(6.95e8, rel=0.01))
