@@ -265,7 +265,9 @@ def _work(cfg: EvalConfig, plan: Plan, out: Path, mine: list[list[WorkItem]], ex
                 images = gen.generate([it.prompt for it in batch], [it.seed for it in batch])
             stats["generation_time_s"] += time.perf_counter() - t0
             pipe.submit(Job(items=batch, ok=ok, rewards=rewards, images=images, gen_time_s=time.perf_counter() - t0))
+        t_drain = time.perf_counter()
         pipe.close()
+        pipe.counters.add("drain_s", time.perf_counter() - t_drain)  # the last batches' tail after the generator
     except KeyboardInterrupt:  # second Ctrl-C: stop at once
         pipe.abort()
         raise

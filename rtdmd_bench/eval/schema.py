@@ -46,7 +46,8 @@ run               object   world_size, hardware {platform, python, torch, device
                            and no earlier figure exists); profile_s {stage: seconds summed over ranks and
                            threads: generate is in generation_time_s, stall_s = the generator waiting for the
                            pipeline, quantize_s, score_s, png_encode_s, sha256_s, png_write_s, journal_s,
-                           load_cached_s}; model_load_s; io_threads; png_compress_level and png_format (filter,
+                           load_cached_s, drain_s = wall time from the last batch handed over to the last
+                           journal line}; model_load_s; io_threads; png_compress_level and png_format (filter,
                            zlib level and strategy of the PNGs); throughput_from = null when this session
                            measured the figures, else the ``created`` time of the results that did (a resume
                            that generated nothing keeps them)
