@@ -100,3 +100,16 @@ def test_console_list_skips_typer_parsing_and_pydantic():
     bad = subprocess.run([sys.executable, "-c", code, "suits"], capture_output=True, text=True, timeout=120,
                          env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
     assert "exit 2" in bad.stdout and "did you mean 'suites'" in bad.stderr
+
+
+def test_weights_verify_accepts_the_tiny_weights(tiny_weights):
+    res = runner.invoke(app, ["weights", "verify", "--weights", "tiny"])
+    assert res.exit_code == 0, res.output
+    assert "tiny random weights: presence checked" in " ".join(res.output.split()) and "✗" not in res.output
+
+
+def test_version():
+    from rtdmd_bench import __version__
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"rtdmd-bench {__version__}"

@@ -119,3 +119,10 @@ def test_a_pickle_named_safetensors_lora_is_named(tiny_weights, tmp_path):
     torch.save({"a.lora_A.weight": torch.ones(1)}, fake)
     with pytest.raises(LoraError, match=f"LoRA {fake} is not a readable .safetensors file"):
         build("tiny-flux2", tiny_weights, lora=[str(fake)])
+
+
+def test_reward_suite_mismatch_is_refused_before_generation(tmp_path):
+    out = tmp_path / "o"
+    res = _eval("--rewards", "geneval", "--out", str(out))
+    _one_clear_line(res, "reward 'geneval' reads the per-prompt field(s) ['include'], which suite 'smoke' does not have")
+    assert not (out / "images").exists()

@@ -96,14 +96,18 @@ def check_rewards(route: list[tuple[str, tuple[str, ...]]], options: dict[str, d
         sspec = suite_spec(suite)
         for name in rewards:
             rspec = reward_spec(name)
-            if rspec.needs_metadata and not sspec.metadata_fields:
-                raise RegistryError(f"reward {name!r} needs per-prompt metadata, which suite {suite!r} does not have")
-            missing = [k for k in rspec.metadata_keys if k not in sspec.metadata_fields]
-            if missing:
-                raise RegistryError(
-                    f"reward {name!r} reads per-prompt metadata {list(rspec.metadata_keys)}, but suite {suite!r} "
-                    f"has only {list(sspec.metadata_fields)} (missing {missing}); score it on a suite in that "
-                    f"format (e.g. geneval) or drop it with --rewards")
+            check_metadata(name, rspec, suite, sspec)
+
+
+def check_metadata(reward: str, rspec, suite: str, sspec) -> None:
+    """A reward that reads per-prompt metadata gets every field it reads from the suite (before any model loads)."""
+    have = set(sspec.metadata_fields)
+    if rspec.needs_metadata and not have:
+        raise RegistryError(f"reward {reward!r} needs per-prompt metadata, which suite {suite!r} does not have")
+    missing = sorted(set(rspec.metadata_keys) - have)
+    if missing:
+        raise RegistryError(f"reward {reward!r} reads the per-prompt field(s) {missing}, which suite {suite!r} does "
+                            f"not have (its fields: {sorted(have)}); score it on a suite in its format")
 
 
 def make_plan(cfg: EvalConfig) -> Plan:

@@ -19,8 +19,7 @@ class RewardSpec(Spec):
         value_range: hard bounds of the score, or None when unbounded.
         typical_range: range seen in published tables, for sanity warnings.
         needs_prompt / needs_metadata: required inputs.
-        metadata_keys: per-prompt metadata keys the scorer reads; a suite must declare every one of them in its
-            ``metadata_fields`` (checked when the run is planned, before any model loads).
+        metadata_keys: per-prompt metadata fields the scorer reads (a suite must declare them).
         weight_files: files under the weights root the scorer loads (relative paths).
         fetch: ``(hub repo id, filename or "" for the whole repo, destination under the root)`` triples.
         fetch_urls: ``(https URL, sha256, destination file under the root)`` for files hosted outside the Hub

@@ -74,7 +74,7 @@ def test_failed_validation_writes_nothing(tmp_path):
     res = eval_cli(out, "--lora", str(tmp_path / "missing.safetensors"))
     assert res.exit_code == 2 and "missing.safetensors" in res.output
     res = eval_cli(out, rewards="geneval")  # smoke has no GenEval metadata: refused in the plan
-    assert res.exit_code == 2 and "reads per-prompt metadata" in res.output and "include" in res.output
+    assert res.exit_code == 2 and "reads the per-prompt field(s)" in res.output and "include" in res.output
     assert not (out / "config.yaml").exists()
     assert eval_cli(out).exit_code == 0
 
