@@ -53,7 +53,7 @@ for _name, _fn in (("eval", eval_command), ("list", list_command), ("validate", 
                    ("leaderboard", report.leaderboard), ("compare", report.compare), ("check", report.check),
                    ("report", report.report)):
     app.command(_name)(_guarded(_fn))
-for _sub in (prompts.app, weights.app):
+for _sub in (prompts.app, weights.app, bench.app):
     for _cmd in _sub.registered_commands:
         _cmd.callback = _guarded(_cmd.callback)
 app.add_typer(prompts.app, name="prompts")

@@ -27,20 +27,22 @@ def gpu(
     diffusers pipeline vs the harness's eval images/s at each batch size, peak GPU memory, and one stage-2 RTDMD
     training step; writes one JSON and prints a markdown table (benchmarks/gpu/README.md)."""
     from rtdmd_bench.bench.gpu import render_table, run_benchmark, write
-    from rtdmd_bench.cli.common import user_errors
 
-    with user_errors():
+    # runs inside the CLI's error boundary (cli/__init__.py): a ValueError is one clear line, exit 2
+    try:
         sizes = tuple(int(b) for b in split_list([batches]))
-        chosen = split_list(models) or ("flux2-klein-4b", "sd35m")
-        unknown = sorted(set(chosen) - {"flux2-klein-4b", "sd35m"})
-        if unknown or not sizes or min(sizes) < 1:
-            raise ValueError(f"--models must be among flux2-klein-4b, sd35m (got {unknown}) and --batches positive "
-                             f"integers (got {batches!r})")
-        if not tiny:
-            import torch
+    except ValueError:
+        sizes = ()
+    chosen = split_list(models) or ("flux2-klein-4b", "sd35m")
+    unknown = sorted(set(chosen) - {"flux2-klein-4b", "sd35m"})
+    if unknown or not sizes or min(sizes) < 1:
+        raise ValueError(f"--models must be among flux2-klein-4b, sd35m (got {unknown}) and --batches positive "
+                         f"integers (got {batches!r})")
+    if not tiny:
+        import torch
 
-            if not torch.cuda.is_available():
-                raise ValueError("bench gpu needs a CUDA device (use --tiny to check the code path on the CPU)")
+        if not torch.cuda.is_available():
+            raise ValueError("bench gpu needs a CUDA device (use --tiny to check the code path on the CPU)")
     results = run_benchmark(tiny=tiny, models=chosen, batches=sizes, images=images, compile_transformer=compile_,
                             train=train)
     write(results, out)

@@ -31,16 +31,12 @@ def registry_for(kind: str):
 
 def list_command(kind: str = typer.Argument(..., help="models | rewards | suites | trainers | benchmarks")) -> None:
     """Print a registry: name, one-line description and key metadata."""
-<<<<<<< HEAD
     print_registry(kind)
 
 
 def print_registry(kind: str) -> None:
     """The body of ``list``; ``cli.main`` calls it directly for ``rtdmd-bench list KIND`` (no Typer parsing)."""
-    from rich.table import Table
-=======
     from rtdmd_bench.cli.tables import registry_listing
->>>>>>> main
 
     with user_errors():
         reg = registry_for(kind)
