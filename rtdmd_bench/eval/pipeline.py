@@ -174,7 +174,7 @@ class Pipeline:
     # ------------------------------------------------------------------------------------------ main thread
     def submit(self, job: Job) -> None:
         """Hand a batch over; blocks while ``depth`` batches are in flight. Raises the first worker error."""
-        if job.images is not None and str(self.device).startswith("cuda"):
+        if job.images is not None and getattr(job.images, "is_cuda", False):  # a CPU tensor needs no stream sync
             import torch
 
             job.event = torch.cuda.Event()
