@@ -129,9 +129,9 @@ def make(root: Path, n_prompts: int) -> None:
                     "valid": {r: True for r in REWARDS}, "parts": {r: {} for r in REWARDS},
                     "extras": {r: {} for r in REWARDS}, "gen_time_s": 0.3}, sort_keys=True))
         (run / "samples.jsonl").write_text("".join(x + "\n" for x in lines))
-        if name == "B":
-            shutil.rmtree(run / "images")
-            (run / "images").symlink_to(root / "A" / "images")
+        if name == "B":  # the same files, hard-linked (a symlinked folder would point outside B: not followed)
+            for rel in (root / "A" / "images" / "scale").iterdir():
+                os.link(rel, run / "images" / "scale" / rel.name)
         model = {"name": "standin", "family": "standin", "nfe": 4, "steps": 4, "height": 8, "width": 8,
                  "sampler": "standin", "tiny": True}
         (run / "model.json").write_text(json.dumps(model))
