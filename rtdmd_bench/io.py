@@ -1,19 +1,32 @@
-"""Crash-safe file writing: nothing half-written is ever visible under the final name."""
+"""Crash-safe file writing: nothing half-written is ever visible under the final name.
+
+Files are created with mode ``0o666`` filtered by the process umask (as ``open()`` does), never the ``0o600`` of
+``tempfile.mkstemp``: run folders are shared between users and machines.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import tempfile
+import threading
 from pathlib import Path
 from typing import Any
+
+_TMP_COUNTER = itertools.count()
+
+
+def _temp_name(path: Path) -> Path:
+    """A temp name next to ``path``, unique across processes and threads (pid, thread id, counter)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{next(_TMP_COUNTER)}.tmp")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same directory, fsync, then ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = _temp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the kernel applies the umask
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -21,7 +34,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

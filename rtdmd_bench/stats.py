@@ -8,11 +8,27 @@ over images resamples prompts with replacement and recomputes the image-weighted
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 DEFAULT_RESAMPLES = 1000
+CHUNK_ELEMENTS = 1 << 22  # resample matrices are built this many entries at a time (32 MB of int64)
+
+
+def chunked_rows(n_rows: int, n_cols: int, draw: Callable[[int], np.ndarray],
+                 stat: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``stat(draw(n_rows))`` computed in row blocks: ``draw(r) -> [r, n_cols]``, ``stat(block) -> [r]``.
+
+    numpy Generators keep their buffered state between calls, so consecutive ``draw`` calls produce exactly the
+    rows one big call would (tests/eval/test_stats_seeds_journal.py); with a row-wise ``stat`` the result is
+    bit-identical while memory stays at ``CHUNK_ELEMENTS`` instead of ``n_rows * n_cols`` (2000 x 25k prompts
+    was 400 MB per matrix, and the page faults of such buffers cost more than the arithmetic).
+    """
+    step = max(1, CHUNK_ELEMENTS // max(1, n_cols))
+    if n_rows <= 0:
+        return np.zeros(0)
+    return np.concatenate([stat(draw(min(step, n_rows - r0))) for r0 in range(0, n_rows, step)])
 
 
 def resampled_means(sums: np.ndarray, counts: np.ndarray, n_resamples: int,
@@ -21,13 +37,15 @@ def resampled_means(sums: np.ndarray, counts: np.ndarray, n_resamples: int,
 
     Args:
         sums / counts: ``[P]`` per-group sums of the values and their counts (a group = a prompt).
-        n_resamples: R. rng: numpy Generator (consumed: one ``integers`` draw of shape ``[R, P]``).
+        n_resamples: R. rng: numpy Generator (consumed: the ``integers`` draws of one ``[R, P]`` matrix, made
+            in row blocks by ``chunked_rows``).
 
     Returns:
         ``[R]``: ``stat_r = Σ_p sums[idx_rp] / Σ_p counts[idx_rp]`` with ``idx ~ U{0..P−1}^{R×P}``.
     """
-    idx = rng.integers(0, len(sums), size=(n_resamples, len(sums)))
-    return sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    n = len(sums)
+    return chunked_rows(n_resamples, n, lambda r: rng.integers(0, n, size=(r, n)),
+                        lambda idx: sums[idx].sum(axis=1) / counts[idx].sum(axis=1))
 
 
 def percentile_interval(replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:

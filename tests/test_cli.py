@@ -88,6 +88,20 @@ def test_weights_make_tiny_and_fetch_offline(tmp_path):
     assert res.exit_code == 2 and "no model or reward" in res.output
 
 
+def test_console_list_skips_typer_parsing_and_pydantic():
+    """``rtdmd-bench list KIND`` (the console entry point) prints the table without importing pydantic, which
+    Typer's parameter coercion would import (~0.15 s of start-up); a bad kind is still exit 2 with a hint."""
+    code = ("import sys\nfrom rtdmd_bench.cli import main\nsys.argv = ['rtdmd-bench', 'list', sys.argv[1]]\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    print('exit', exc.code)\n"
+            "print('pydantic' in sys.modules)\n")
+    ok = subprocess.run([sys.executable, "-c", code, "models"], capture_output=True, text=True, timeout=120,
+                        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    assert ok.returncode == 0 and "tiny-flux2" in ok.stdout and ok.stdout.strip().endswith("False"), ok.stderr
+    bad = subprocess.run([sys.executable, "-c", code, "suits"], capture_output=True, text=True, timeout=120,
+                         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    assert "exit 2" in bad.stdout and "did you mean 'suites'" in bad.stderr
+
+
 def test_weights_verify_accepts_the_tiny_weights(tiny_weights):
     res = runner.invoke(app, ["weights", "verify", "--weights", "tiny"])
     assert res.exit_code == 0, res.output

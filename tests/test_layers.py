@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("losses", "testing"),                                 # 3 losses (and the tiny-weight writer of 2)
     ("training", "eval"),                                  # 4
     ("trainers", "report"),                                # 5 recipes, reporting
-    ("toy",),                                              # 6
+    ("toy", "bench"),                                      # 6 (bench: GPU stand-in, GPU benchmark)
     ("cli", "__main__"),                                   # 7
 ]
 LAYER = {unit: i for i, units in enumerate(LAYERS) for unit in units}

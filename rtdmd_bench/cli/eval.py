@@ -66,7 +66,9 @@ def eval_command(
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Run directory (resumes if it exists)."),
     config: Optional[Path] = typer.Option(None, help="YAML EvalConfig; options and --set override it."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="key.sub=value override (repeatable)."),
+    io_threads: Optional[int] = typer.Option(None, "--io-threads", help="PNG encode/write threads behind the generator (default: cores - 1, 2 to 8)."),
     force: bool = typer.Option(False, help="Reuse an --out dir that holds a different run."),
+    verify_images: bool = typer.Option(False, "--verify-images", help="Re-hash every cached PNG (default: trust size + mtime recorded in the journal)."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Generate images for every (suite, prompt, sample), score them, print mean ± 95% CI per reward.
@@ -79,7 +81,7 @@ def eval_command(
     options = {"model": model, "suites": split_list(suite) or None, "benchmark": benchmark,
                "rewards": split_list(rewards), "limit": limit, "samples_per_prompt": samples_per_prompt,
                "seed": seed, "batch_size": batch_size, "device": device, "dtype": dtype, "weights": weights,
-               "lora": split_list(lora), "out": out,
+               "lora": split_list(lora), "out": out, "io_threads": io_threads,
                "overrides": sampling_overrides(steps, guidance, eta, sampler, height, width, sigmas) or None}
     if benchmark and not suite:
         options["suites"] = ()
@@ -104,7 +106,7 @@ def eval_command(
         from rtdmd_bench.eval.runner import Interrupted, evaluate
 
         try:
-            results = evaluate(cfg, force=force, progress=progress and is_tty())
+            results = evaluate(cfg, force=force, progress=progress and is_tty(), verify_images=verify_images)
         except Interrupted:
             err_console.print(f"[yellow]interrupted[/]: everything finished so far is recorded in {cfg.out}; "
                               "run the same command again to resume.")
@@ -113,5 +115,7 @@ def eval_command(
         console.print(results_table(results))
         run = results["run"]
         rate = run.get("images_per_s")
+        measured = " (measured when the images were generated)" if run.get("throughput_from") else ""
         console.print(f"{run['images_generated']:.0f} images generated, {run['images_total']} in the run"
-                      + (f", {rate:.2f} images/s" if rate else "") + f"; results: {Path(cfg.out) / 'results.json'}")
+                      + (f", {rate:.2f} images/s incl. scoring and writing{measured}" if rate else "")
+                      + f"; results: {Path(cfg.out) / 'results.json'}")

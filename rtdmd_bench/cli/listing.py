@@ -43,6 +43,11 @@ def list_command(kind: str = typer.Argument(..., help="models | families | rewar
                      None, "--suites-dir", help="Also list the user suites in DIR (<name>/suite.yaml).")) -> None:
     """Print a registry: name, one-line description and key metadata (sampling defaults for models; `families`
     shows the defaults a hub repo id or a local folder of that family gets)."""
+    print_registry(kind, suites_dir)
+
+
+def print_registry(kind: str, suites_dir: Optional[list[Path]] = None) -> None:
+    """The body of ``list``; ``cli.main`` calls it directly for ``rtdmd-bench list KIND`` (no Typer parsing)."""
     import warnings
 
     from rtdmd_bench.cli.tables import registry_listing

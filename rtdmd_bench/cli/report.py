@@ -143,10 +143,13 @@ def report(
                                         "(relative links to the run's PNGs)")] = "embed",
     thumb: Annotated[int, typer.Option("--thumb", min=16, max=1024, help="thumbnail size in px")] = 192,
     allow_mismatch: Annotated[bool, typer.Option("--allow-mismatch", help="see compare")] = False,
+    max_images: Annotated[Optional[int], typer.Option("--max-images", min=0, help="thumbnails in the image grid "
+                                                      "(prompt order; default 1000); later images are links to the "
+                                                      "run's PNGs")] = None,
 ) -> None:
     """Self-contained static HTML report: summary, plots, sortable image grid, optional A/B view."""
     from rtdmd_bench.report.compare import CompareError
-    from rtdmd_bench.report.html_report import write_report
+    from rtdmd_bench.report.html_report import DEFAULT_MAX_IMAGES, write_report
     from rtdmd_bench.report.runs import RunError, load_run
 
     if images not in ("embed", "link"):
@@ -154,7 +157,8 @@ def report(
     try:
         run_a = load_run(run)
         run_b = load_run(compare_run) if compare_run is not None else None
-        write_report(run_a, out, compare=run_b, top=top, images=images, thumb=thumb, allow_mismatch=allow_mismatch)
+        write_report(run_a, out, compare=run_b, top=top, images=images, thumb=thumb, allow_mismatch=allow_mismatch,
+                     max_images=DEFAULT_MAX_IMAGES if max_images is None else max_images)
     except (RunError, CompareError) as exc:
         raise _fail(str(exc)) from None
     for r in (run_a, run_b):

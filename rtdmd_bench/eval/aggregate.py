@@ -9,17 +9,22 @@ from typing import Any
 from rtdmd_bench.stats import macro_bootstrap_ci, summarize
 
 
-def _by_prompt(recs: list[dict[str, Any]], reward: str) -> tuple[dict[int, list[float]], int]:
+def _by_prompt(recs: list[dict[str, Any]], reward: str) -> tuple[dict[int, list[float]], dict[int, Any], int]:
+    """One pass over the records: valid scores grouped by prompt (prompts in order of their first valid score),
+    each prompt's tag, and the number of invalid images."""
     groups: dict[int, list[float]] = defaultdict(list)
+    tags: dict[int, Any] = {}
     invalid = 0
     for rec in recs:
         value = rec.get("scores", {}).get(reward)
         ok = rec.get("valid", {}).get(reward, False)
         if ok and value is not None and math.isfinite(value):
-            groups[rec["prompt_id"]].append(float(value))
+            pid = rec["prompt_id"]
+            groups[pid].append(float(value))
+            tags.setdefault(pid, rec.get("tag"))
         else:
             invalid += 1
-    return groups, invalid
+    return groups, tags, invalid
 
 
 def _natural(tag: str) -> tuple:
@@ -27,12 +32,13 @@ def _natural(tag: str) -> tuple:
     return (0, int(tag), "") if tag.isdigit() else (1, 0, tag)
 
 
-def _tag_groups(recs: list[dict[str, Any]], reward: str) -> dict[str, dict[int, list[float]]]:
-    by_tag: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for rec in recs:
-        if rec.get("tag") is not None:
-            by_tag[rec["tag"]].append(rec)
-    return {tag: _by_prompt(by_tag[tag], reward)[0] for tag in sorted(by_tag, key=_natural)}
+def _tag_groups(groups: dict[int, list[float]], tags: dict[int, Any]) -> dict[str, dict[int, list[float]]]:
+    """The prompt groups split by tag (tags in ``_natural`` order; prompts keep their order)."""
+    by_tag: dict[str, dict[int, list[float]]] = defaultdict(dict)
+    for pid, values in groups.items():
+        if tags[pid] is not None:
+            by_tag[tags[pid]][pid] = values
+    return {tag: by_tag[tag] for tag in sorted(by_tag, key=_natural)}
 
 
 def _breakdowns(recs: list[dict[str, Any]], reward: str, resamples: int, seed: int) -> dict[str, Any]:
@@ -78,9 +84,9 @@ def entry(recs: list[dict[str, Any]], suite_spec: Any, name: str, reward_spec: A
           seed: int = 0) -> dict[str, Any]:
     """Statistics of reward ``name`` (as the run names it: registry name or plugin path) on one suite's
     records; invalid scores are counted and excluded."""
-    groups, invalid = _by_prompt(recs, name)
+    groups, prompt_tags, invalid = _by_prompt(recs, name)
     stats = summarize(list(groups.values()), resamples, seed)
-    tag_groups = _tag_groups(recs, name) if suite_spec.tag_field else {}
+    tag_groups = _tag_groups(groups, prompt_tags) if suite_spec.tag_field else {}
     tags = _tags(tag_groups, resamples, seed)
     tag_means = [t["mean"] for t in tags.values() if t["mean"] is not None]
     headline = getattr(reward_spec, "headline", "mean")

@@ -51,6 +51,8 @@ class EvalConfig:
         bootstrap_resamples: resamples of the prompt bootstrap CI.
         reward_options: per reward, its options (``--set reward_options.ocr.model=ppocrv4-en``); names are
             checked against each reward's declared options before anything loads.
+        io_threads: threads that encode, hash and write PNGs behind the generator (None = one per core beyond
+            the generator's, 2 to 8); never changes an image or a score.
         out: run directory.
     """
 
@@ -69,6 +71,7 @@ class EvalConfig:
     overrides: ModelOverrides = field(default_factory=ModelOverrides)
     bootstrap_resamples: int = 1000
     reward_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    io_threads: int | None = None
     out: str = "runs/latest"
 
 

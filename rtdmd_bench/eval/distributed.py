@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from rtdmd_bench.io import atomic_write_json
 
@@ -41,20 +42,27 @@ def teardown(dist) -> None:
         parallel.shutdown()
 
 
-def write_rank_stats(out: Path, rank: int, stats: dict[str, float]) -> None:
+def write_rank_stats(out: Path, rank: int, stats: dict[str, Any]) -> None:
     atomic_write_json(out / "journal" / f"rank-{rank}.stats.json", stats)
 
 
-def collect_rank_stats(out: Path, world: int) -> dict[str, float]:
-    """Sum the ranks' counters; ``max_generation_time_s`` is the slowest rank (throughput denominator)."""
-    total: dict[str, float] = {}
-    slowest = 0.0
+def collect_rank_stats(out: Path, world: int) -> dict[str, Any]:
+    """Sum the ranks' counters (and their ``profile_s`` stage times); ``max_generation_time_s`` and ``max_loop_s``
+    are the slowest rank's (the throughput denominator)."""
+    total: dict[str, Any] = {"profile_s": {}}
+    slowest = {"generation_time_s": 0.0, "loop_s": 0.0}
     for rank in range(world):
         path = out / "journal" / f"rank-{rank}.stats.json"
         stats = json.loads(path.read_text()) if path.is_file() else {}
         for k, v in stats.items():
-            total[k] = total.get(k, 0) + v
-        slowest = max(slowest, stats.get("generation_time_s", 0.0))
+            if k == "profile_s":
+                for stage, t in v.items():
+                    total["profile_s"][stage] = round(total["profile_s"].get(stage, 0.0) + t, 4)
+            elif isinstance(v, (int, float)):
+                total[k] = total.get(k, 0) + v
+        for k in slowest:
+            slowest[k] = max(slowest[k], stats.get(k, 0.0))
         path.unlink(missing_ok=True)
-    total["max_generation_time_s"] = slowest
+    total["max_generation_time_s"] = slowest["generation_time_s"]
+    total["max_loop_s"] = slowest["loop_s"]
     return total

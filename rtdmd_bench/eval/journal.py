@@ -39,23 +39,31 @@ def read_jsonl(path: Path, strict: bool = False) -> Iterator[dict[str, Any]]:
             if i == len(lines) and not strict:  # unterminated final line: interrupted write
                 return
             raise ValueError(f"{path}:{i}: corrupt JSON line ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise ValueError(f"{path}:{i}: not a JSON object (one record per line expected)")
         yield obj
 
 
-def merge_records(records: Iterable[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
-    """Merge records by key: scalar fields from the latest, per-reward dicts (scores/valid/parts/extras) unioned."""
-    merged: dict[Key, dict[str, Any]] = {}
+PER_REWARD_FIELDS = ("scores", "valid", "parts", "extras")
+
+
+def merge_records(records: Iterable[dict[str, Any]], into: dict[Key, dict[str, Any]] | None = None
+                  ) -> dict[Key, dict[str, Any]]:
+    """Merge records by key: scalar fields from the latest, per-reward dicts (scores/valid/parts/extras) unioned;
+    a record with a different ``image_sha256`` (a regenerated image) replaces the older one.
+
+    Takes ownership of ``records`` (freshly parsed objects: they are stored, not copied) and of ``into`` (the
+    result of an earlier merge, extended in place and returned). Linear in the number of records.
+    """
+    merged: dict[Key, dict[str, Any]] = {} if into is None else into
     for rec in records:
         key = record_key(rec)
         old = merged.get(key)
         if old is None or old.get("image_sha256") != rec.get("image_sha256"):
-            merged[key] = json.loads(json.dumps(rec))
+            merged[key] = rec
             continue
-        for field in ("scores", "valid", "parts", "extras"):
-            old.setdefault(field, {}).update(rec.get(field, {}))
         for k, v in rec.items():
-            if k not in ("scores", "valid", "parts", "extras"):
-                old[k] = v
+            old[k] = {**old.get(k, {}), **v} if k in PER_REWARD_FIELDS else v
     return merged
 
 
@@ -69,13 +77,25 @@ class Journal:
         self._fh = open(self.path, "ab")
 
     def _repair(self) -> None:
-        """Cut a truncated final line left by a crash so the next append starts on a fresh line."""
+        """Cut a truncated final line left by a crash so the next append starts on a fresh line (reads only
+        the file's tail)."""
         if not self.path.is_file():
             return
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            with open(self.path, "r+b") as fh:
-                fh.truncate(data.rfind(b"\n") + 1)
+        with open(self.path, "r+b") as fh:
+            end = fh.seek(0, os.SEEK_END)
+            pos, keep = end, 0
+            while pos > 0:
+                step = min(1 << 16, pos)
+                fh.seek(pos - step)
+                block = fh.read(step)
+                if pos == end and block.endswith(b"\n"):
+                    return
+                nl = block.rfind(b"\n")
+                if nl >= 0:
+                    keep = pos - step + nl + 1
+                    break
+                pos -= step
+            fh.truncate(keep)
 
     def append(self, rec: dict[str, Any]) -> None:
         line = json.dumps(rec, sort_keys=True, allow_nan=False).encode() + b"\n"
@@ -87,9 +107,13 @@ class Journal:
         self._fh.close()
 
 
+def journal_paths(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / "journal").glob("rank-*.jsonl"))
+
+
 def load_all(run_dir: Path) -> dict[Key, dict[str, Any]]:
     """Every record known for ``run_dir``: samples.jsonl first, then all rank journals."""
-    sources = [run_dir / "samples.jsonl"] + sorted((run_dir / "journal").glob("rank-*.jsonl"))
+    sources = [run_dir / "samples.jsonl"] + journal_paths(run_dir)
     return merge_records(rec for src in sources for rec in read_jsonl(src))
 
 
@@ -100,6 +124,6 @@ def write_samples(run_dir: Path, merged: dict[Key, dict[str, Any]]) -> Path:
     lines = [json.dumps(merged[k], sort_keys=True, allow_nan=False) for k in sorted(merged)]
     path = run_dir / "samples.jsonl"
     atomic_write_text(path, "".join(line + "\n" for line in lines))
-    for journal in (run_dir / "journal").glob("rank-*.jsonl"):
+    for journal in journal_paths(run_dir):
         journal.unlink()
     return path

@@ -143,3 +143,31 @@ def make_plan(cfg: EvalConfig) -> Plan:
             for p in prompts for j in range(k)
         ]
     return Plan(items=items, rewards=dict(route), suites=suites, n_prompts_used=used)
+
+
+def preflight(cfg: EvalConfig) -> None:
+    """What else can fail before the first image, checked before the run folder is touched: the model name (or
+    plugin path), its weight folder and LoRA files, and every registered reward's weight files (``--weights tiny``:
+    the name only).
+
+    Raises:
+        RegistryError: unknown model (with did-you-mean) or a plugin path that does not import.
+        MissingWeightsError: a missing file, named with the expected layout and the fetch command.
+    """
+    from pathlib import Path
+
+    from rtdmd_bench.models import MODELS
+    from rtdmd_bench.rewards import REWARDS
+    from rtdmd_bench.weights import TINY, require_files, resolve_root
+
+    MODELS.resolve(cfg.model)
+    if cfg.weights == TINY:  # built on demand, part by part, always complete: nothing to check (or to build) yet
+        return
+    root = resolve_root(cfg.weights)
+    if cfg.model in MODELS:
+        spec = MODELS.spec(cfg.model)
+        require_files(root, [f"{spec.weights_dir}/model_index.json", *spec.lora], spec.name)
+    require_files(root, [p if Path(p).is_absolute() else str(root / p) for p in cfg.lora], cfg.model)
+    for name in dict.fromkeys(r for _, rs in routing(cfg) for r in rs):
+        if name in REWARDS:
+            require_files(root, REWARDS.spec(name).weight_files, name)

@@ -1,4 +1,4 @@
-"""The run directory: config identity checks, cached-image verification, results.json assembly."""
+"""The run directory: the writer lock, config identity checks, cached-image verification, results.json assembly."""
 
 from __future__ import annotations
 
@@ -15,24 +15,79 @@ from rtdmd_bench.eval.config import IDENTITY_FIELDS, EvalConfig
 
 
 class RunDirError(RuntimeError):
-    """Unusable output directory (unwritable, or holding a different run)."""
+    """Unusable output directory (unwritable, held by another writer, or holding a different run)."""
 
 
-def prepare(out: Path, cfg: EvalConfig, force: bool, is_main: bool, identity: tuple[str, ...] = IDENTITY_FIELDS) -> None:
-    """Create ``out`` (checking it is writable) and refuse a dir that holds a different run (a config that differs
-    in an ``identity`` field) unless ``force``."""
-    import yaml
+LOCK_NAME = ".lock"
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise RunDirError(f"output directory {out} is not writable: {exc}") from exc
+
+class RunLock:
+    """One writer per run folder: an exclusive ``flock`` on ``<out>/.lock`` (released by the OS when the holder
+    exits, even on SIGKILL, so it never goes stale). The file names the holder for the refusal message.
+
+    Creating the folder here is harmless: nothing in it can block a retry before ``prepare`` writes config.yaml.
+    """
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.path = self.out / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise RunDirError naming the holder's pid (never waits)."""
+        import fcntl
+        import socket
+
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise RunDirError(f"output directory {self.out} is not writable: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "pid unknown"
+            os.close(fd)
+            raise RunDirError(
+                f"{self.out} is being written by another rtdmd-bench process ({holder}); wait for it to finish "
+                f"(the same command then resumes), or use another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                      f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def holds_records(out: Path) -> bool:
+    """True when the folder holds any journaled image (samples.jsonl or a rank journal with content)."""
+    paths = [out / "samples.jsonl", *sorted((out / "journal").glob("rank-*.jsonl"))]
+    return any(p.is_file() and p.stat().st_size > 0 for p in paths)
+
+
+def prepare(out: Path, cfg: EvalConfig, force: bool, identity: tuple[str, ...] = IDENTITY_FIELDS) -> dict:
+    """Rank 0, holding the lock: refuse a folder that holds images of a different run (a config that differs in an
+    ``identity`` field) unless ``force``, write config.yaml, compact stale journals into samples.jsonl; returns every
+    known record (read once).
+
+    A config.yaml whose run never journaled an image (a failed or interrupted start) is provisional: it is
+    replaced without ``--force``, so fixing a typo and re-running just works.
+    """
+    from rtdmd_bench.config import ConfigError, read_yaml, save
+    from rtdmd_bench.eval.journal import load_all, write_samples
+
     saved = out / "config.yaml"
-    if saved.is_file() and not force:
-        old = yaml.safe_load(saved.read_text()) or {}
+    if saved.is_file() and not force and holds_records(out):
+        try:
+            old = read_yaml(saved)
+        except ConfigError as exc:
+            raise RunDirError(f"{saved} is unreadable ({exc}); use another --out, or --force to reuse {out}") from None
         new = to_dict(cfg)
         defaults = to_dict(type(cfg)())  # a key added after the run was made holds its default there
         diff = [k for k in identity if old.get(k, defaults[k]) != new.get(k)]
@@ -41,10 +96,13 @@ def prepare(out: Path, cfg: EvalConfig, force: bool, is_main: bool, identity: tu
             raise RunDirError(
                 f"{out} holds a different run ({details}). Use another --out, or --force to reuse it "
                 f"(cached images whose settings differ would be mixed in).")
-    if is_main:
-        from rtdmd_bench.config import save
-
-        save(cfg, saved)
+    save(cfg, saved)
+    for stale in (out / "journal").glob("rank-*.stats.json"):  # counters of a session killed before its end
+        stale.unlink()
+    existing = load_all(out)
+    if any((out / "journal").glob("rank-*.jsonl")):
+        write_samples(out, existing)  # every rank then reads one file, and the final merge reads only new lines
+    return existing
 
 
 def check_model_identity(out: Path, name: str, origin: str) -> None:
@@ -61,14 +119,34 @@ def check_model_identity(out: Path, name: str, origin: str) -> None:
                           f"the hub revision changed). Use another --out, or --force to reuse it.")
 
 
-def image_ok(out: Path, rec: dict[str, Any] | None) -> bool:
-    """True when the record's PNG exists and its sha256 matches (a corrupt or missing image is regenerated)."""
+def check_image(out: Path, rec: dict[str, Any] | None, expected: str, verify: bool = False
+                ) -> tuple[bool, dict[str, int] | None]:
+    """Does the record's PNG exist and match its sha256? ``(ok, refreshed cache fields or None)``.
+
+    Without ``verify`` a PNG whose size and mtime (ns) equal the record's cached ``image_size`` /
+    ``image_mtime_ns`` is trusted without re-hashing (as git and rsync do); any other PNG is hashed, and when
+    it verifies its new size/mtime are returned so the caller re-journals them. The record must name the
+    planned path ``expected``: a record pointing anywhere else (``../..``) never verifies.
+    """
+    import stat as stat_mod
+
     from rtdmd_bench.io import sha256_file
 
-    if not rec or not rec.get("image") or not rec.get("image_sha256"):
-        return False
-    path = out / rec["image"]
-    return path.is_file() and sha256_file(path) == rec["image_sha256"]
+    if not rec or rec.get("image") != expected or not rec.get("image_sha256"):
+        return False, None
+    path = os.path.join(out, expected)  # strings, not pathlib: this runs once per image of the run
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False, None
+    if not stat_mod.S_ISREG(st.st_mode):
+        return False, None
+    cached = (rec.get("image_size"), rec.get("image_mtime_ns")) == (st.st_size, st.st_mtime_ns)
+    if cached and not verify:
+        return True, None
+    if sha256_file(path) != rec["image_sha256"]:
+        return False, None
+    return True, None if cached else {"image_size": st.st_size, "image_mtime_ns": st.st_mtime_ns}
 
 
 def git_hash() -> str | None:

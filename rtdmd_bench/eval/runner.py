@@ -1,10 +1,12 @@
 """``evaluate()``: THE generation + scoring path (the ``eval`` command and training's periodic eval call it).
 
-Flow per rank: plan (validated before any model loads) -> global batches of ``batch_size`` items, batch j on
-rank ``j % world`` -> skip batches whose PNGs verify and hold every requested score -> regenerate batches
-with a missing image
-(PNG written atomically, sha256 recorded) -> score with each reward in batches -> append one fsynced journal
-line per image. Rank 0 then merges every journal into a sorted ``samples.jsonl`` and writes results.json.
+Flow per rank: plan and preflight (every name, weight file and reward x suite pairing validated before anything
+is written) -> rank 0 takes the run folder's writer lock, checks/writes config.yaml and compacts stale journals
+-> global batches of ``batch_size`` items, batch j on rank ``j % world`` -> skip batches whose PNGs verify and
+hold every requested score -> the main thread generates the other batches back to back while
+``eval/pipeline.py`` quantises, scores, writes the PNGs (atomically, sha256 recorded) and appends one fsynced
+journal line per image in background threads. Rank 0 then merges every journal into a sorted ``samples.jsonl``
+and writes results.json.
 Every image's noise comes only from its item's seed; with the batch composition fixed by ``batch_size``, any
 world size and any interruption yield bit-identical samples. A different ``batch_size`` changes only float
 rounding in batched matmuls (~1e-6, so a PNG pixel may differ by 1/255).
@@ -12,7 +14,7 @@ rounding in batched matmuls (~1e-6, so a PNG pixel may differ by 1/255).
 
 from __future__ import annotations
 
-import json
+import os
 import signal
 import time
 from contextlib import contextmanager
@@ -25,14 +27,18 @@ from rtdmd_bench.eval.scoring import sample_record as _record
 from rtdmd_bench.eval.scoring import score_batch as _score
 from rtdmd_bench.hf import quiet_hf
 
+IMAGES_PER_S_INCLUDES = ("generation, quantisation, scoring, PNG encode + sha256 + write, journal lines "
+                         "(the slowest rank, from its first generate call to its last journal line); excludes "
+                         "loading the generator and the rewards, planning, resume checks and aggregation")
+
 
 class Interrupted(Exception):
-    """Ctrl-C: the batch in flight was finished and recorded; re-running the command resumes."""
+    """Ctrl-C: the batches in flight were finished and recorded; re-running the command resumes."""
 
 
 @contextmanager
 def _graceful_sigint():
-    """First Ctrl-C: finish the current batch, then stop cleanly. Second Ctrl-C: stop at once."""
+    """First Ctrl-C: finish the batches in flight, then stop cleanly. Second Ctrl-C: stop at once."""
     state = {"stop": False}
 
     def handler(signum, frame):
@@ -52,21 +58,38 @@ def _graceful_sigint():
 
 
 class _Workers:
-    """Lazily built generator and rewards (a finished run resumes without loading any model)."""
+    """Lazily built generator and rewards (a finished run resumes without loading any model). Rank 0 writes
+    model.json atomically as soon as the generator exists, so no later crash can lose its description."""
 
-    def __init__(self, cfg: EvalConfig, device: str, generator=None):
+    def __init__(self, cfg: EvalConfig, device: str, generator=None, out: Path | None = None):
         self.cfg, self.device, self._generator, self._rewards = cfg, device, generator, {}
+        self.out, self.load_s = out, 0.0
+        if generator is not None:
+            self._describe()
+
+    @property
+    def built(self) -> bool:
+        return self._generator is not None
 
     @property
     def generator(self):
         if self._generator is None:
             from rtdmd_bench import models
 
+            t0 = time.perf_counter()
             quiet_hf()
             dtype = _torch_dtype(self.cfg.dtype)
             self._generator = models.build(self.cfg.model, weights=self.cfg.weights, device=self.device,
                                            dtype=dtype, lora=self.cfg.lora, **self.cfg.overrides.as_kwargs())
+            self.load_s += time.perf_counter() - t0
+            self._describe()
         return self._generator
+
+    def _describe(self) -> None:
+        if self.out is not None:
+            from rtdmd_bench.io import atomic_write_json
+
+            atomic_write_json(self.out / "model.json", self._generator.describe())
 
     def reward(self, name: str):
         if name not in self._rewards:
@@ -128,75 +151,123 @@ class _Progress:
             self.bar.stop()
 
 
-def _pending(plan: Plan, out: Path, batch: list[WorkItem], existing: dict) -> tuple[list[bool], tuple[str, ...]]:
-    """Which images of the batch verify, and which rewards some verified image still lacks."""
-    from rtdmd_bench.eval.rundir import image_ok
+def _plan_batches(plan: Plan, out: Path, mine: list[list[WorkItem]], existing: dict, verify: bool):
+    """Resume planning: ``(todo, refreshed)``. ``todo`` = ``(batch, ok, rewards)`` for every batch with a missing
+    image (regenerated whole; only missing images are written) or a reward some verified image lacks (scored
+    from the PNGs). An image verifies by its cached size + mtime, or by its sha256 when those changed (or with
+    ``verify``); ``refreshed`` = records whose cache fields must be rewritten after a re-hash."""
+    from rtdmd_bench.eval.rundir import check_image
 
-    ok = [image_ok(out, existing.get(it.key)) for it in batch]
-    lacking = tuple(r for r in plan.rewards[batch[0].suite]
-                    if any(o and r not in existing[it.key].get("scores", {}) for it, o in zip(batch, ok)))
-    return ok, lacking
+    todo, refreshed = [], []
+    for batch in mine:
+        ok = []
+        for it in batch:
+            rec = existing.get(it.key)
+            good, stat = check_image(out, rec, it.image_rel, verify)
+            ok.append(good)
+            if stat is not None:
+                refreshed.append({**rec, **stat})
+        wanted = plan.rewards[batch[0].suite]
+        if not all(ok):
+            todo.append((batch, ok, wanted))
+            continue
+        lacking = tuple(r for r in wanted if any(r not in existing[it.key].get("scores", {}) for it in batch))
+        if lacking:
+            todo.append((batch, ok, lacking))
+    return todo, refreshed
 
 
-def _work(cfg, plan: Plan, out: Path, mine: list[list[WorkItem]], existing: dict, workers: _Workers,
-          journal, progress: bool, stop: dict) -> dict[str, float]:
-    """Generate and/or score this rank's global batches; returns timing counters.
-
-    A batch with any missing or corrupt image is regenerated whole (only the missing images are written);
-    a batch whose images all verify is only scored, for the rewards some image lacks.
-    """
+def _work(cfg: EvalConfig, plan: Plan, out: Path, mine: list[list[WorkItem]], existing: dict, workers: _Workers,
+          journal, progress: bool, stop: dict, verify: bool) -> dict[str, Any]:
+    """Generate and/or score this rank's global batches; returns counters and the stage profile."""
     import torch
 
-    from rtdmd_bench.imaging import load_images, png_bytes, to_uint8
-    from rtdmd_bench.io import atomic_write_bytes, sha256_bytes
+    from rtdmd_bench.eval.pipeline import Job, Pipeline
 
-    todo = [(b, *_pending(plan, out, b, existing)) for b in mine]
-    todo = [(b, ok, lacking) for b, ok, lacking in todo if not all(ok) or lacking]
-    n_gen = sum(len(b) for b, ok, _ in todo if not all(ok))
-    stats = {"generation_time_s": 0.0, "scoring_time_s": 0.0, "images_generated": 0, "images_scored": 0}
-    bars = _Progress(progress, n_gen, sum(len(b) for b, _, _ in todo))
+    t_plan = time.perf_counter()
+    todo, refreshed = _plan_batches(plan, out, mine, existing, verify)
+    stats: dict[str, Any] = {"generation_time_s": 0.0, "scoring_time_s": 0.0, "images_generated": 0,
+                             "images_scored": 0, "loop_s": 0.0, "resume_check_s": time.perf_counter() - t_plan}
+
+    def make_record(it: WorkItem, i: int, job: Job) -> dict[str, Any] | None:
+        old = existing.get(it.key) if job.ok[i] else None
+        if old is not None and all(r in old.get("scores", {}) for r in job.scored):
+            return None
+        return _record(it, old, job.scored, i)
+
+    def on_batch(job: Job) -> None:
+        bars.advance("gen", len(job.writes))
+        bars.advance("score", len(job.items))
+
+    if not todo and not refreshed:
+        journal.close()
+        return stats
     try:
-        for batch, ok, lacking in todo:
+        # The rewards are loaded here, not lazily in the scorer thread, and the generator in this thread too (at
+        # the first generating batch): two threads importing transformers/diffusers at once can deadlock or see
+        # half-initialised modules.
+        for name in dict.fromkeys(r for _, _, rs in todo for r in rs):
+            workers.reward(name)
+    except BaseException:
+        journal.close()
+        raise
+    bars = _Progress(progress, sum(len(b) - sum(ok) for b, ok, _ in todo), sum(len(b) for b, _, _ in todo))
+    pipe = Pipeline(out, journal, lambda names, items, images: _score(workers, names, items, images), make_record,
+                    device=workers.device, io_threads=_io_threads(cfg),
+                    on_batch=on_batch)
+    t_loop = None
+    try:
+        if refreshed:
+            pipe.submit(Job(records=refreshed))
+        for batch, ok, rewards in todo:
             if stop["stop"]:
                 raise Interrupted
-            generate = not all(ok)
-            if generate:
-                workers.generator  # noqa: B018  (load outside the timed region)
+            if all(ok):
+                pipe.submit(Job(items=batch, ok=ok, rewards=rewards))
+                continue
+            gen = workers.generator  # built outside the timed loop (model.json written now)
             t0 = time.perf_counter()
-            if generate:
-                with torch.inference_mode():
-                    images = workers.generator.generate([it.prompt for it in batch], [it.seed for it in batch])
-                pixels = to_uint8(images)
-                images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255.0
-                blobs = [png_bytes(p) for p in pixels]
-                for it, good, blob in zip(batch, ok, blobs):
-                    if not good:
-                        atomic_write_bytes(out / it.image_rel, blob)
-                t1 = time.perf_counter()
-                stats["generation_time_s"] += t1 - t0
-                stats["images_generated"] += len(batch) - sum(ok)
-                bars.advance("gen", len(batch))
-            else:
-                images = load_images([out / existing[it.key]["image"] for it in batch])
-                t1 = time.perf_counter()
-            scored = _score(workers, plan.rewards[batch[0].suite] if generate else lacking, batch, images)
-            stats["scoring_time_s"] += time.perf_counter() - t1
-            for i, (it, good) in enumerate(zip(batch, ok)):
-                if good and all(r in existing[it.key].get("scores", {}) for r in scored):
-                    continue
-                rec = _record(it, existing[it.key] if good else None, scored, i)
-                if not good:
-                    rec.update(image=it.image_rel, image_sha256=sha256_bytes(blobs[i]),
-                               gen_time_s=(t1 - t0) / len(batch))
-                journal.append(rec)
-                stats["images_scored"] += 1
-            bars.advance("score", len(batch))
+            t_loop = t_loop or t0
+            with torch.inference_mode():
+                images = gen.generate([it.prompt for it in batch], [it.seed for it in batch])
+            stats["generation_time_s"] += time.perf_counter() - t0
+            pipe.submit(Job(items=batch, ok=ok, rewards=rewards, images=images, gen_time_s=time.perf_counter() - t0))
+        t_drain = time.perf_counter()
+        pipe.close()
+        pipe.counters.add("drain_s", time.perf_counter() - t_drain)  # the last batches' tail after the generator
+    except KeyboardInterrupt:  # second Ctrl-C: stop at once
+        pipe.abort()
+        raise
+    except BaseException as exc:  # first Ctrl-C, or a generator error: finish and journal what was handed over
+        try:
+            pipe.close()
+        except Exception:  # noqa: BLE001  (the original error is the one to report)
+            if isinstance(exc, Interrupted):
+                raise
+        raise
     finally:
         bars.stop()
+        stats.update(_pipeline_stats(pipe, t_loop, workers))
     return stats
 
 
-def evaluate(cfg: EvalConfig, generator=None, force: bool = False, progress: bool = False) -> dict[str, Any] | None:
+def _pipeline_stats(pipe, t_loop: float | None, workers: _Workers) -> dict[str, Any]:
+    profile = dict(pipe.counters.values)
+    return {"images_generated": pipe.images_written, "images_scored": pipe.records_written,
+            "scoring_time_s": profile.get("score_s", 0.0),
+            "loop_s": time.perf_counter() - t_loop if t_loop else 0.0,
+            "model_load_s": workers.load_s, "profile_s": {k: round(v, 4) for k, v in sorted(profile.items())}}
+
+
+def _io_threads(cfg: EvalConfig) -> int:
+    """PNG encode/write threads: ``cfg.io_threads``, else one per core beyond the generator's, 2 to 8."""
+    if cfg.io_threads:
+        return cfg.io_threads
+    return max(2, min(8, (os.cpu_count() or 2) - 1))
+
+
+def evaluate(cfg: EvalConfig, generator=None, force: bool = False, progress: bool = False,
+             verify_images: bool = False) -> dict[str, Any] | None:
     """Run (or resume) an evaluation and return the results.json object (None on non-zero ranks).
 
     Args:
@@ -204,64 +275,52 @@ def evaluate(cfg: EvalConfig, generator=None, force: bool = False, progress: boo
         generator: an already-built generator (training's periodic eval); built from ``cfg.model`` if None.
         force: reuse an output dir that holds a run with different identity fields.
         progress: show rich progress bars.
+        verify_images: re-hash every cached PNG (default: trust a PNG whose size and mtime match its record).
 
     Raises:
-        Interrupted: after Ctrl-C, once the batch in flight is recorded.
+        Interrupted: after Ctrl-C, once the batches in flight are recorded.
+        RunDirError: the run folder is held by another writer, unwritable, or holds a different run.
     """
     from rtdmd_bench.eval import distributed, rundir
     from rtdmd_bench.eval.journal import Journal, load_all
+    from rtdmd_bench.eval.plan import preflight
     from rtdmd_bench.weights import TINY, is_tiny, resolve_root
 
     t_start = time.perf_counter()
     plan = make_plan(cfg)  # every name and checksum validated before any model loads
+    if generator is None:
+        preflight(cfg)  # model, weight files, LoRAs: still nothing written
     rank, world = distributed.rank_world()
     out = Path(cfg.out)
-    rundir.prepare(out, cfg, force, is_main=rank == 0)
-    dist = distributed.setup(cfg.device)
-    device = str(dist.device)
-    existing = load_all(out)
-    workers = _Workers(cfg, device, generator)
-    journal = Journal(out / "journal" / f"rank-{rank}.jsonl")
+    lock = rundir.RunLock(out) if rank == 0 else None  # one writer per folder; a torchrun job holds it once
+    if lock is not None:
+        lock.acquire()
     try:
+        existing = rundir.prepare(out, cfg, force) if rank == 0 else None
+        dist = distributed.setup(cfg.device)
+        distributed.barrier(dist)  # other ranks start once rank 0 holds the folder and compacted the journals
+        if existing is None:
+            existing = load_all(out)
+        device = str(dist.device)
+        workers = _Workers(cfg, device, generator, out if rank == 0 else None)
+        journal = Journal(out / "journal" / f"rank-{rank}.jsonl")
         with _graceful_sigint() as stop:
             mine = global_batches(plan, cfg.batch_size)[rank::world]
-            stats = _work(cfg, plan, out, mine, existing, workers, journal, progress and rank == 0, stop)
+            stats = _work(cfg, plan, out, mine, existing, workers, journal, progress and rank == 0, stop,
+                          verify_images)
+        distributed.write_rank_stats(out, rank, stats)
+        distributed.barrier(dist)
+        try:
+            if rank != 0:
+                return None
+            from rtdmd_bench.eval.finalize import finalize
+
+            return finalize(cfg, plan, out, existing, world, stats_total=distributed.collect_rank_stats(out, world),
+                            wall=time.perf_counter() - t_start, device=device, workers=workers,
+                            tiny=cfg.weights == TINY or (bool(cfg.weights) and is_tiny(resolve_root(cfg.weights))))
+        finally:
+            if generator is None:  # a caller that passed its generator (training) owns the process group
+                distributed.teardown(dist)
     finally:
-        journal.close()
-    distributed.write_rank_stats(out, rank, stats)
-    if workers._generator is not None and rank == 0:
-        from rtdmd_bench.io import atomic_write_json
-
-        atomic_write_json(out / "model.json", workers.generator.describe())
-    distributed.barrier(dist)
-    try:
-        if rank != 0:
-            return None
-        return _finalize(cfg, plan, out, world, stats_total=distributed.collect_rank_stats(out, world),
-                         wall=time.perf_counter() - t_start, device=device,
-                         tiny=cfg.weights == TINY or (bool(cfg.weights) and is_tiny(resolve_root(cfg.weights))))
-    finally:
-        if generator is None:  # a caller that passed its generator (training) owns the process group
-            distributed.teardown(dist)
-
-
-def _finalize(cfg: EvalConfig, plan: Plan, out: Path, world: int, stats_total: dict[str, float], wall: float,
-              device: str, tiny: bool) -> dict[str, Any]:
-    from rtdmd_bench.eval import rundir
-    from rtdmd_bench.eval.journal import load_all, write_samples
-    from rtdmd_bench.eval.scoring import reward_entries
-    from rtdmd_bench.io import atomic_write_json
-
-    merged = load_all(out)
-    write_samples(out, merged)
-    entries, info = reward_entries(plan, merged, cfg.weights, cfg.reward_options, cfg.bootstrap_resamples)
-    model_path = out / "model.json"
-    model_info = json.loads(model_path.read_text()) if model_path.is_file() else {"name": cfg.model}
-    n_gen = int(stats_total.get("images_generated", 0))
-    run = {"world_size": world, "hardware": rundir.hardware(device), "wall_time_s": wall,
-           **stats_total, "images_total": len(plan.items),
-           "images_per_s": n_gen / stats_total["max_generation_time_s"] if stats_total.get("max_generation_time_s") else None,
-           "seed": cfg.seed, "bootstrap_resamples": cfg.bootstrap_resamples}
-    results = rundir.assemble(cfg, plan, model_info, entries, run, tiny or bool(model_info.get("tiny")), info)
-    atomic_write_json(out / "results.json", results)
-    return results
+        if lock is not None:
+            lock.release()

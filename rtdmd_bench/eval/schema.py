@@ -45,15 +45,30 @@ results           object   "suite/reward" -> entry:
                                "skill" -> object/count/attribute/position/verb, atom-level means over all
                                atoms of the skill, CI over prompts); {} for other rewards
 run               object   world_size, hardware {platform, python, torch, device, gpu}, wall_time_s,
-                           generation_time_s, scoring_time_s, images_generated, images_total, images_per_s,
-                           seed (null for external images), bootstrap_resamples
+                           generation_time_s (the generate calls), scoring_time_s, images_generated (PNGs written
+                           this session), images_total, seed (null for external images), bootstrap_resamples, and
+                           the throughput figures:
+                           images_per_s = images_generated / max_loop_s, where a rank's loop_s runs from its
+                           first generate call to its last journal line, so it includes quantisation, scoring,
+                           PNG encode + sha256 + write and the journal (images_per_s_includes says so in words;
+                           model loading, planning and aggregation are excluded; null when nothing was generated
+                           and no earlier figure exists); profile_s {stage: seconds summed over ranks and
+                           threads: generate is in generation_time_s, stall_s = the generator waiting for the
+                           pipeline, quantize_s, score_s, png_encode_s, sha256_s, png_write_s, journal_s,
+                           load_cached_s, drain_s = wall time from the last batch handed over to the last
+                           journal line}; model_load_s; io_threads; png_compress_level and png_format (filter,
+                           zlib level and strategy of the PNGs); throughput_from = null when this session
+                           measured the figures, else the ``created`` time of the results that did (a resume
+                           that generated nothing keeps them)
 
 samples.jsonl: one JSON object per image, sorted by (suite, prompt_id, sample_idx)
 -------------------------------------------------------------------------------
 suite, suite_version, prompt_id (int), sample_idx (int), prompt, seed (int; null for external images), tag
 (str|null), image (path relative to the run dir), image_sha256, scores {reward: float|null}, valid {reward: bool},
 parts {reward: {part: float}}, extras {reward: {key: json}}, gen_time_s (float, per image share of its batch; 0
-for external images), source (external images only: the file's path relative to the scored folder)
+for external images), source (external images only: the file's path relative to the scored folder),
+image_size and image_mtime_ns (optional resume cache: a PNG whose size and mtime still match is not re-hashed;
+``--verify-images`` re-hashes all; both are file metadata, not part of a sample's identity)
 """
 
 from __future__ import annotations

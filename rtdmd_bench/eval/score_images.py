@@ -121,17 +121,28 @@ def prepare_images(cfg: ScoreConfig):
 def score_images(cfg: ScoreConfig, force: bool = False, progress: bool = False) -> dict[str, Any]:
     """Score (or resume scoring) ``cfg.images`` and return the results.json object."""
     from rtdmd_bench.eval import rundir
+
+    t_start = time.perf_counter()
+    spec, rewards, layout, found, items, sizes = prepare_images(cfg)
+    out, root = Path(cfg.out), Path(cfg.images)
+    lock = rundir.RunLock(out)  # one writer per run folder, as for eval
+    lock.acquire()
+    try:
+        return _score_locked(cfg, spec, rewards, layout, found, items, sizes, out, root, force, t_start)
+    finally:
+        lock.release()
+
+
+def _score_locked(cfg: ScoreConfig, spec, rewards, layout, found, items, sizes, out: Path, root: Path, force: bool,
+                  t_start: float) -> dict[str, Any]:
+    from rtdmd_bench.eval import rundir
     from rtdmd_bench.eval.journal import Journal, load_all, write_samples
     from rtdmd_bench.eval.scoring import reward_entries, sample_record, score_batch
     from rtdmd_bench.imaging import load_images
     from rtdmd_bench.io import atomic_write_json, sha256_file
     from rtdmd_bench.weights import TINY, is_tiny, resolve_root
 
-    t_start = time.perf_counter()
-    spec, rewards, layout, found, items, sizes = prepare_images(cfg)
-    out, root = Path(cfg.out), Path(cfg.images)
-    rundir.prepare(out, cfg, force, is_main=True, identity=SCORE_IDENTITY_FIELDS)
-    existing = load_all(out)
+    existing = rundir.prepare(out, cfg, force, identity=SCORE_IDENTITY_FIELDS)
     journal = Journal(out / "journal" / "rank-0.jsonl")
     shas: dict[Path, str] = {}
     scored_n, t_score = 0, 0.0

@@ -11,12 +11,11 @@ differences would measure the change of protocol, not of the model.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
-
-import numpy as np
 
 from rtdmd_bench.report.paired import (
     McNemarResult,
@@ -156,9 +155,18 @@ def find_mismatches(a: Run, b: Run) -> list[str]:
     return out
 
 
+def _sample_index(run: Run) -> dict[tuple[str, int, int], dict[str, Any]]:
+    """(suite, prompt_id, sample_idx) -> sample, built once per run (compare visits it once per reward)."""
+    index = getattr(run, "_sample_index", None)
+    if index is None or len(index) != len(run.samples):
+        index = {sample_key(s): s for s in run.samples}
+        run._sample_index = index  # type: ignore[attr-defined]
+    return index
+
+
 def _pairs(a: Run, b: Run, suite: str, reward: str) -> dict[int, list[tuple[float, float, str, str]]]:
     """prompt_id -> [(score_a, score_b, image_a, image_b)] over images valid in both runs."""
-    b_index = {sample_key(s): s for s in b.samples if s["suite"] == suite}
+    b_index = _sample_index(b)
     out: dict[int, list[tuple[float, float, str, str]]] = defaultdict(list)
     for sa in a.samples:
         sb = b_index.get(sample_key(sa)) if sa["suite"] == suite else None
@@ -179,8 +187,8 @@ def compare_entry(a: Run, b: Run, key: str, *, top: int, n_resamples: int, seed:
     if not pairs:
         return None
     pids = sorted(pairs)
-    per_a = [float(np.mean([p[0] for p in pairs[i]])) for i in pids]
-    per_b = [float(np.mean([p[1] for p in pairs[i]])) for i in pids]
+    per_a = [math.fsum(p[0] for p in pairs[i]) / len(pairs[i]) for i in pids]  # exactly rounded per-prompt means
+    per_b = [math.fsum(p[1] for p in pairs[i]) / len(pairs[i]) for i in pids]
     flat = [p for i in pids for p in pairs[i]]
     img_a, img_b = [p[0] for p in flat], [p[1] for p in flat]
     binary = is_binary(img_a) and is_binary(img_b)

@@ -24,6 +24,7 @@ th { background: #eee; }
 .imgs { display: flex; flex-wrap: wrap; gap: 0.4rem; align-items: flex-start; }
 figure { margin: 0; font-size: 0.72rem; }
 .imgs img { display: block; width: 8rem; height: auto; border: 1px solid #ccc; }
+.links { font-size: 0.8rem; } .links a { margin-right: 0.35rem; }
 .missing { width: 8rem; height: 8rem; background: #eee; color: #a00; font-size: 0.7rem; overflow: hidden;
            display: flex; align-items: center; justify-content: center; text-align: center; }
 .scores { margin: 0.15rem 0 0 0; padding: 0; list-style: none; }

@@ -3,6 +3,12 @@
 Images are either embedded as base64 thumbnails (the file works anywhere, e.g. as a CI artifact) or
 linked relatively to the run's PNGs (small file, must stay next to the run). A missing or unreadable
 image becomes a visible placeholder and is listed at the top; it never aborts the report.
+
+Large runs: only the first ``max_images`` images of the grid (``DEFAULT_MAX_IMAGES``, in prompt order) get a
+thumbnail or an ``<img>``; every later prompt still gets a compact card (prompt, per-reward means, so sorting and
+filtering cover the whole run) whose images are plain relative links, and a banner states the limit. The A/B
+rows of compare mode (a few prompts per reward) always show their images. So a 100k-image run makes a report of
+a few MB, in time linear in the samples, instead of inlining 100k thumbnails.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from rtdmd_bench.report.plots import reward_figure
 from rtdmd_bench.report.runs import Run, valid_score
 
 esc = html.escape
+DEFAULT_MAX_IMAGES = 1000
 
 
 class _Images:
@@ -101,14 +108,32 @@ def _score_list(run: Run, sample: dict[str, Any], keys: list[str]) -> str:
     return '<ul class="scores">' + "".join(items) + "</ul>"
 
 
-def _prompt_cards(run: Run, images: _Images) -> tuple[str, list[str], list[str]]:
-    """The grid cards plus the reward keys and tags offered by the controls."""
+def _compact_images(run: Run, samples: list[dict[str, Any]], keys: list[str], out_dir: Path,
+                    unusable: set[str]) -> str:
+    """Past the image limit: one relative link per image, its scores in the link's title. ``unusable`` =
+    ``run.missing_images`` (absent, or outside the run folder: never linked)."""
+    links = []
+    base = os.fspath(run.path.resolve())
+    for s in sorted(samples, key=lambda s: s["sample_idx"]):
+        title = ", ".join(f"{k.split('/', 1)[1]}: {fmt.fmt_num(valid_score(s, k.split('/', 1)[1]))}" for k in keys)
+        if s["image"] in unusable:
+            links.append(f'<span title="{esc(title)}">#{s["sample_idx"]} (missing or outside the run)</span>')
+            continue
+        href = Path(os.path.relpath(os.path.join(base, s["image"]), out_dir)).as_posix()
+        links.append(f'<a href="{esc(href)}" title="{esc(title)}">#{s["sample_idx"]}</a>')
+    return '<div class="links">images: ' + " ".join(links) + "</div>"
+
+
+def _prompt_cards(run: Run, images: _Images, max_images: int) -> tuple[str, list[str], list[str]]:
+    """The grid cards plus the reward keys and tags offered by the controls (thumbnails for the first
+    ``max_images`` images, links after)."""
     by_prompt: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     for s in run.samples:
         by_prompt[(s["suite"], s["prompt_id"])].append(s)
     all_keys = sorted(run.entries)
     tags = sorted({s["tag"] for s in run.samples if s.get("tag")})
-    cards = []
+    cards, shown = [], 0
+    unusable = set(run.missing_images)
     for order, ((suite, pid), samples) in enumerate(sorted(by_prompt.items())):
         keys = [k for k in all_keys if k.startswith(suite + "/")]
         means = {}
@@ -116,9 +141,14 @@ def _prompt_cards(run: Run, images: _Images) -> tuple[str, list[str], list[str]]
             vals = [v for v in (valid_score(s, key.split("/", 1)[1]) for s in samples) if v is not None]
             means[key] = sum(vals) / len(vals) if vals else None
         first = samples[0]
-        figs = "".join(f"<figure>{images.tag(run, s['image'])}<figcaption>#{s['sample_idx']} seed {s['seed']}"
-                       f"</figcaption>{_score_list(run, s, keys)}</figure>"
-                       for s in sorted(samples, key=lambda s: s["sample_idx"]))
+        if shown + len(samples) <= max_images:
+            shown += len(samples)
+            figs = "".join(f"<figure>{images.tag(run, s['image'])}<figcaption>#{s['sample_idx']} seed {s['seed']}"
+                           f"</figcaption>{_score_list(run, s, keys)}</figure>"
+                           for s in sorted(samples, key=lambda s: s["sample_idx"]))
+        else:
+            shown = max_images  # keep the grid in prompt order: no thumbnails after the first linked card
+            figs = _compact_images(run, samples, keys, images.out_dir, unusable)
         cards.append(
             f'<div class="card" data-order="{order}" data-tag="{esc(first.get("tag") or "")}" '
             f'data-text="{esc(first["prompt"].lower())}" data-scores="{esc(json.dumps(means))}">'
@@ -180,13 +210,18 @@ def _ab_row(p: PromptDiff, a: Run, b: Run, images: _Images) -> str:
 
 
 def render_report(run: Run, out: Path, *, compare: Run | None = None, top: int = 8, images: str = "embed",
-                  thumb: int = 192, allow_mismatch: bool = False) -> str:
+                  thumb: int = 192, allow_mismatch: bool = False, max_images: int = DEFAULT_MAX_IMAGES) -> str:
     """The HTML document for ``run`` (and ``compare`` as run B); see ``write_report``."""
     img = _Images(out, images, thumb)
     runs = [run] + ([compare] if compare is not None else [])
     cmp = compare_runs(run, compare, top=top, allow_mismatch=allow_mismatch) if compare is not None else None
     missing = [(r.label, m) for r in runs for m in r.missing_images]
-    cards, keys, tags = _prompt_cards(run, img)
+    cards, keys, tags = _prompt_cards(run, img, max_images)
+    n_images = len(run.samples)
+    limit_note = ("" if n_images <= max_images else
+                  f'<div class="banner">{n_images:,} images: thumbnails for the first {max_images:,} (prompt order; '
+                  f"--max-images N to change); every later prompt has a card with links to its PNGs, which open "
+                  f"when this file sits next to the run folder.</div>")
     charts = "".join(f'<img src="data:image/png;base64,{reward_figure(runs, k)}" alt="{esc(k)}" '
                      f'data-src-name="chart {esc(k)}">' for k in sorted(run.entries) if all(k in r.entries for r in runs))
     body = [
@@ -203,7 +238,8 @@ def render_report(run: Run, out: Path, *, compare: Run | None = None, top: int =
     if cmp is not None:
         body.append(_compare_section(cmp, run, compare, img))
     body += [f'<h2>Scores per tag and distributions</h2><div class="charts">{charts}</div>',
-             f"<h2>Images of {esc(run.label)}</h2>", _controls(keys, tags), f'<div id="grid" class="grid">{cards}</div>']
+             f"<h2>Images of {esc(run.label)}</h2>", limit_note, _controls(keys, tags),
+             f'<div id="grid" class="grid">{cards}</div>']
     title = f"rtdmd-bench report {run.label}" + (f" vs {compare.label}" if compare else "")
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>\n" + "\n".join(body)
@@ -216,7 +252,8 @@ def write_report(run: Run, out: str | Path, **options: Any) -> Path:
     Args:
         run: run A (loaded with samples).
         out: the HTML file.
-        **options: ``compare`` (run B), ``top``, ``images`` ("embed" | "link"), ``thumb``, ``allow_mismatch``.
+        **options: ``compare`` (run B), ``top``, ``images`` ("embed" | "link"), ``thumb``, ``allow_mismatch``,
+            ``max_images`` (thumbnails in the grid; later images are links).
 
     Returns:
         The written path.

@@ -46,3 +46,43 @@ class NanOnOddPrompt(Reward):
 
 
 assert "nan_on_odd" not in REWARDS
+
+
+class FailsOnCall:
+    """The GPU stand-in (no wait) whose ``generate`` call number ``$FAIL_ON_CALL`` (default 1) raises."""
+
+    spec = None
+
+    @classmethod
+    def from_weights(cls, spec, root, **kwargs):
+        from rtdmd_bench.bench.standin import StandInGenerator
+
+        gen = StandInGenerator.from_weights(None, root, **kwargs)
+        gen.seconds_per_image = 0.0
+        calls = {"n": 0}
+        inner = gen.generate
+        fail_on = int(os.environ.get("FAIL_ON_CALL", "1"))
+
+        def generate(prompts, seeds, **kw):
+            calls["n"] += 1
+            if calls["n"] == fail_on:
+                raise RuntimeError(f"simulated generator crash on call {fail_on}")
+            return inner(prompts, seeds, **kw)
+
+        gen.generate = generate
+        return gen
+
+
+class RaisesOnSecondBatch(Reward):
+    """Mean brightness; raises on its second call (a scorer failing mid-run, in the scorer thread)."""
+
+    spec = RewardSpec(name="raises_second", target="plugins_for_tests:RaisesOnSecondBatch", description="test",
+                      version="t1", units="brightness", value_range=(0.0, 1.0), needs_prompt=False)
+    calls = 0
+
+    def score(self, images, prompts, metadata):
+        type(self).calls += 1
+        if type(self).calls == 2:
+            raise RuntimeError("simulated scorer failure on the second batch")
+        scores = images.mean(dim=(1, 2, 3))
+        return RewardOutput(scores=scores, valid=torch.ones_like(scores, dtype=torch.bool))

@@ -75,3 +75,39 @@ def test_corrupt_middle_line_is_an_error_with_line_number(tmp_path):
     p.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
     with pytest.raises(ValueError, match=r"samples.jsonl:2: corrupt JSON"):
         list(read_jsonl(p))
+
+
+def test_journal_repair_reads_only_the_tail_and_handles_long_lines(tmp_path):
+    path = tmp_path / "rank-0.jsonl"
+    long = json.dumps(rec(0, 0, x=1.0) | {"prompt": "p" * 200_000})
+    path.write_bytes((long + "\n").encode() + long[:100_001].encode())  # a > 64 KiB line cut mid-write
+    j = Journal(path)
+    j.append(rec(1, 0, x=2.0))
+    j.close()
+    assert [r["prompt_id"] for r in read_jsonl(path, strict=True)] == [0, 1]
+
+
+def test_merge_into_extends_an_earlier_merge():
+    merged = merge_records([rec(0, 0, x=1.0)])
+    out = merge_records([rec(0, 0, y=2.0), rec(1, 0, x=3.0)], into=merged)
+    assert out is merged and out[("s", 0, 0)]["scores"] == {"x": 1.0, "y": 2.0} and len(out) == 2
+
+
+def test_resampling_in_row_chunks_is_bit_identical(monkeypatch):
+    """The bootstrap / sign-flip matrices are drawn in row blocks (bounded memory): every statistic must equal
+    the one-matrix computation exactly, because numpy Generators continue the same stream across calls."""
+    import rtdmd_bench.stats as stats
+    from rtdmd_bench.report.paired import paired_bootstrap, sign_flip_pvalue
+    from rtdmd_bench.stats import macro_bootstrap_ci
+
+    rng = np.random.default_rng(1)
+    diffs = rng.normal(size=301)
+    groups = [list(rng.normal(size=rng.integers(1, 5))) for _ in range(301)]
+
+    def everything():
+        return (paired_bootstrap(diffs, 500, 3), sign_flip_pvalue(np.round(diffs, 1), 700, 4),
+                bootstrap_ci(groups, 400, 5), macro_bootstrap_ci([groups[:150], groups[150:]], 300, 6))
+
+    whole = everything()
+    monkeypatch.setattr(stats, "CHUNK_ELEMENTS", 1000)  # ~3 rows per block, odd sizes included
+    assert everything() == whole

@@ -132,6 +132,19 @@ def test_grid_sorts_and_filters_by_reward_in_the_browser(make_run, tmp_path, vie
     assert f"{len(expected)} of 9 prompts shown" in dom
 
 
+def test_large_run_report_inlines_only_the_first_images_and_links_the_rest(make_run, tmp_path):
+    run = make_run("big", n_prompts=10, images_per_prompt=3)
+    out = write_report(load_run(run), tmp_path / "report.html", max_images=7)
+    text = out.read_text()
+    tags = parse(text)
+    imgs = [a for t, a in tags if t == "img" and not a.get("data-src-name", "").startswith("chart ")]
+    assert len(imgs) == 6 and all(a["src"].startswith("data:image/") for a in imgs)  # 2 whole prompts fit in 7
+    links = [a["href"] for t, a in tags if t == "a" and a.get("href", "").endswith(".png")]
+    assert len(links) == 24 and all((out.parent / h).is_file() for h in links)  # relative to the report
+    assert len([a for t, a in tags if t == "div" and "card" in a.get("class", "")]) == 10  # every prompt sortable
+    assert "30 images: thumbnails for the first 7" in text
+
+
 def test_images_outside_the_run_are_never_read(make_run, tmp_path):
     """samples.jsonl is untrusted: an absolute path or ``..`` is shown as outside the run, never embedded/linked."""
     import json

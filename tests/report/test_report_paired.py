@@ -101,3 +101,25 @@ def test_docstring_examples_of_the_pure_modules():
     for module in (paired, fmt):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def _exact_mcnemar(a_only: int, b_only: int) -> tuple[float, float]:
+    """The definition, in exact integers: 2 P[X <= k] and 2 P[X <= k] - P[X = k], X ~ Bin(n, 1/2)."""
+    n, k = a_only + b_only, min(a_only, b_only)
+    coef = tail = 1
+    for i in range(k):  # C(n, i+1) = C(n, i) (n - i) / (i + 1), exactly
+        coef = coef * (n - i) // (i + 1)
+        tail += coef
+    return min(1.0, 2 * tail / 2 ** n), min(1.0, (2 * tail - coef) / 2 ** n)
+
+
+@pytest.mark.parametrize("n", [1000, 1001, 2400, 9001])
+def test_mcnemar_for_many_discordant_pairs_equals_the_exact_rational(n):
+    """Past EXACT_MCNEMAR_MAX_N the p-values come from a saddle-point formula and a float series (linear
+    time); they must equal the exact rational to 1e-12 relative."""
+    for k in (0, 3, n // 10, n // 2 - 40, n // 2):
+        got = mcnemar(k, n - k)
+        for value, exact in zip((got.p_exact, got.p_mid), _exact_mcnemar(k, n - k)):
+            assert value == pytest.approx(exact, rel=1e-12, abs=0.0)
+    big = mcnemar(48_900, 51_100)  # 100k discordant pairs (295 s with the old big-integer sum)
+    assert 0.0 < big.p_mid < big.p_exact < 1e-10
