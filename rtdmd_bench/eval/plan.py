@@ -154,20 +154,20 @@ def preflight(cfg: EvalConfig) -> None:
         RegistryError: unknown model (with did-you-mean) or a plugin path that does not import.
         MissingWeightsError: a missing file, named with the expected layout and the fetch command.
     """
-    from pathlib import Path
-
     from rtdmd_bench.models import MODELS
+    from rtdmd_bench.models.lora_refs import resolve_loras
+    from rtdmd_bench.models.resolve import check_model_ref
     from rtdmd_bench.rewards import REWARDS
     from rtdmd_bench.weights import TINY, require_files, resolve_root
 
-    MODELS.resolve(cfg.model)
-    if cfg.weights == TINY:  # built on demand, part by part, always complete: nothing to check (or to build) yet
+    check_model_ref(cfg.model)
+    root = resolve_root(cfg.weights)  # "tiny": the cache folder, not built here
+    resolve_loras(cfg.lora, root)  # relative to the current directory, the weights root, or a hub reference
+    if cfg.weights == TINY:  # built on demand, part by part, always complete: nothing else to check (or build) yet
         return
-    root = resolve_root(cfg.weights)
     if cfg.model in MODELS:
         spec = MODELS.spec(cfg.model)
         require_files(root, [f"{spec.weights_dir}/model_index.json", *spec.lora], spec.name)
-    require_files(root, [p if Path(p).is_absolute() else str(root / p) for p in cfg.lora], cfg.model)
     for name in dict.fromkeys(r for _, rs in routing(cfg) for r in rs):
         if name in REWARDS:
             require_files(root, REWARDS.spec(name).weight_files, name)
