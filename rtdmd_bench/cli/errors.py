@@ -24,7 +24,8 @@ def _user_error_classes() -> tuple[type[BaseException], ...]:
     for module, names in (("rtdmd_bench.eval.rundir", ("RunDirError",)),
                           ("rtdmd_bench.training.checkpoint", ("CheckpointError",)),
                           ("rtdmd_bench.rewards.checkpoint", ("CheckpointMismatchError", "TokenizerVocabError")),
-                          ("rtdmd_bench.rewards.fetch", ("WeightsFetchError",))):
+                          ("rtdmd_bench.rewards.fetch", ("WeightsFetchError",)),
+                          ("rtdmd_bench.eval.scoring", ("RewardFailedError",))):
         try:
             mod = __import__(module, fromlist=list(names))
         except ImportError:  # a lighter install without that part

@@ -26,14 +26,26 @@ def score_batch(workers: Any, names: tuple[str, ...], items: list[WorkItem], ima
     meta = [it.metadata for it in items]
     for name in names:
         reward = workers.reward(name)
-        with torch.inference_mode():
-            res = reward(images.to(workers.device), prompts, meta)
+        try:
+            with torch.inference_mode():
+                res = reward(images.to(workers.device), prompts, meta)
+        except Exception as exc:  # a scorer (or a plugin's) failure: name the reward and the batch, keep the cause
+            ids = ", ".join(str(it.prompt_id) for it in items[:8]) + (" ..." if len(items) > 8 else "")
+            raise RewardFailedError(f"reward {name!r} failed on a batch of suite {items[0].suite!r} (prompt ids "
+                                    f"{ids}): {type(exc).__name__}: {exc}. The images before it are recorded; "
+                                    f"fix the reward and run the same command again to resume.") from exc
         scores = [float(s) for s in res.scores.float().cpu()]
-        valid = [bool(v) and math.isfinite(s) for v, s in zip(res.valid.cpu().tolist(), scores)]
         parts = {k: [float(x) if math.isfinite(float(x)) else None for x in v.float().cpu()]
                  for k, v in res.parts.items()}
+        # a NaN or infinite score, or a NaN part, makes the image invalid for the reward (counted, never averaged)
+        valid = [bool(v) and math.isfinite(s) and all(p[i] is not None for p in parts.values())
+                 for i, (v, s) in enumerate(zip(res.valid.cpu().tolist(), scores))]
         out[name] = (scores, valid, parts, res.extras)
     return out
+
+
+class RewardFailedError(RuntimeError):
+    """A reward raised while scoring a batch (the message names the reward and the batch)."""
 
 
 def sample_record(item: WorkItem, base: dict[str, Any] | None, scored: dict[str, Any], i: int) -> dict[str, Any]:

@@ -86,3 +86,16 @@ class RaisesOnSecondBatch(Reward):
             raise RuntimeError("simulated scorer failure on the second batch")
         scores = images.mean(dim=(1, 2, 3))
         return RewardOutput(scores=scores, valid=torch.ones_like(scores, dtype=torch.bool))
+
+
+class NanPartOnOdd(Reward):
+    """Mean brightness with a ``half`` part that is NaN for odd prompt ids' images (a broken sub-score)."""
+
+    spec = RewardSpec(name="nan_part", target="plugins_for_tests:NanPartOnOdd", description="test",
+                      version="t1", units="brightness", value_range=(0.0, 1.0), needs_prompt=True)
+
+    def score(self, images, prompts, metadata):
+        scores = images.mean(dim=(1, 2, 3))
+        part = torch.where(torch.tensor([len(p) % 2 == 1 for p in prompts]), torch.full_like(scores, float("nan")),
+                           scores / 2)
+        return RewardOutput(scores=scores, valid=torch.ones_like(scores, dtype=torch.bool), parts={"half": part})

@@ -157,7 +157,9 @@ def test_scorer_failure_keeps_finished_batches_and_only_complete_images(tmp_path
 
     out = tmp_path / "run"
     res = eval_cli(out, rewards="plugins_for_tests:RaisesOnSecondBatch")
-    assert res.exit_code != 0 and "simulated scorer failure" in str(res.exception)
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2 and "reward 'plugins_for_tests:RaisesOnSecondBatch' failed on a batch of suite 'smoke'" \
+        in text and "simulated scorer failure" in text and "Traceback" not in res.output
     lines = [json.loads(x) for x in (out / "journal" / "rank-0.jsonl").read_text().splitlines()]
     assert [r["prompt_id"] for r in lines] == [0, 1]  # the first batch of 2, nothing after the failure
     assert all(sha256_file(out / r["image"]) == r["image_sha256"] for r in lines)
@@ -175,3 +177,33 @@ def test_quiet_hf_imports_neither_library_for_a_plugin_generator(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert json.loads(res.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00binary", b"- a\n- list\n", b"{unclosed: [\n"])
+def test_unreadable_config_yaml_in_out_is_one_line(finished, content):
+    (finished / "config.yaml").write_bytes(content)
+    res = eval_cli(finished)
+    assert res.exit_code == 2 and "config.yaml" in res.output and "Traceback" not in res.output, res.output
+
+
+def test_unreadable_model_json_is_rebuilt(finished):
+    (finished / "model.json").write_text("[not, a, model")
+    res = eval_cli(finished)
+    assert res.exit_code == 0, res.output
+    assert results(finished)["model"]["name"] and json.loads((finished / "model.json").read_text())["name"]
+
+
+def test_samples_jsonl_that_is_a_folder_is_one_line(finished):
+    (finished / "samples.jsonl").unlink()
+    (finished / "samples.jsonl").mkdir()
+    res = eval_cli(finished)
+    assert res.exit_code == 2 and "samples.jsonl" in res.output and "Traceback" not in res.output, res.output
+
+
+def test_nan_in_a_score_part_makes_the_image_invalid(tmp_path):
+    out = tmp_path / "run"
+    res = eval_cli(out, rewards="plugins_for_tests:NanPartOnOdd")
+    assert res.exit_code == 0, res.output
+    entry = results(out)["results"]["smoke/plugins_for_tests:NanPartOnOdd"]
+    odd = [s for s in samples(out) if len(s["prompt"]) % 2 == 1]
+    assert odd and entry["n_invalid"] == len(odd) and entry["n"] == 4 - len(odd)
