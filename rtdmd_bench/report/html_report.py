@@ -229,17 +229,25 @@ def render_report(run: Run, out: Path, *, compare: Run | None = None, top: int =
         '<div id="rb-status" data-checked="0" data-images="0" data-broken="0" data-errors="0"></div>',
         '<div id="rb-broken" class="banner hidden"></div>',
     ]
+    tiny = [r.label for r in runs if r.tiny]
+    if tiny:
+        body.append(f'<div class="banner tiny">TINY RANDOM WEIGHTS ({esc(", ".join(tiny))}): tiny random weights of '
+                    f'the real architectures, for tests. These are not real model numbers.</div>')
     if missing:
         body.append(f'<div class="banner">{len(missing)} image(s) missing on disk: '
                     + esc(", ".join(f"{lbl}/{m}" for lbl, m in missing[:10])) + (" ..." if len(missing) > 10 else "")
                     + "</div>")
     for r in runs:
-        body += [f"<h2>Run {esc(r.label)}</h2>", _run_meta(r), _summary_table(r)]
+        mark = " (TINY RANDOM WEIGHTS)" if r.tiny else ""
+        body += [f"<h2>Run {esc(r.label)}{mark}</h2>", _run_meta(r), _summary_table(r)]
     if cmp is not None:
         body.append(_compare_section(cmp, run, compare, img))
     body += [f'<h2>Scores per tag and distributions</h2><div class="charts">{charts}</div>',
-             f"<h2>Images of {esc(run.label)}</h2>", limit_note, _controls(keys, tags),
+             f"<h2>Images of {esc(run.label)}{' (A)' if compare else ''}</h2>", limit_note, _controls(keys, tags),
              f'<div id="grid" class="grid">{cards}</div>']
+    if compare is not None:  # run B's own grid (the A/B rows above show only the most changed prompts)
+        cards_b, _, _ = _prompt_cards(compare, img, max_images)
+        body += [f"<h2>Images of {esc(compare.label)} (B)</h2>", f'<div id="grid-b" class="grid">{cards_b}</div>']
     title = f"rtdmd-bench report {run.label}" + (f" vs {compare.label}" if compare else "")
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>\n" + "\n".join(body)

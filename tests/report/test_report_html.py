@@ -172,3 +172,12 @@ def test_a_suite_manifest_cannot_point_outside_its_folder(tmp_path):
     folder.mkdir(parents=True)
     (folder / "suite.yaml").write_text("name: mine\nformat: txt\nfile: ../../outside.txt\nn_prompts: 1\n")
     assert read_manifest(folder / "suite.yaml").installed_path() is None
+
+
+def test_tiny_banner_and_both_grids_in_compare_mode(make_run, tmp_path):
+    a, b = make_run("a", tiny=True), make_run("b", tiny=True)
+    text = write_report(load_run(a), tmp_path / "r.html", compare=load_run(b)).read_text()
+    assert "TINY RANDOM WEIGHTS (a, b)" in text and text.count("(TINY RANDOM WEIGHTS)") == 2
+    assert 'id="grid"' in text and 'id="grid-b"' in text and "Images of b (B)" in text
+    real = write_report(load_run(make_run("c")), tmp_path / "c.html").read_text()
+    assert "TINY RANDOM WEIGHTS" not in real and 'id="grid-b"' not in real
