@@ -124,27 +124,40 @@ def global_batches(plan: Plan, size: int) -> list[list[WorkItem]]:
 
 
 class _Progress:
-    """Rich progress bars for generation and scoring (images/s and ETA); silent when disabled."""
+    """Rich progress bars for generation and scoring: images/s and an ETA from the average rate since the first
+    finished batch (rich's own estimate needs several updates inside a 30 s window, so slow batches showed
+    ``-:--:--`` to the end); before the second batch the ETA uses the time since the start. Silent when disabled."""
 
     def __init__(self, enabled: bool, n_gen: int, n_score: int):
         self.bar = None
+        self._marks: dict[int, tuple[float, int]] = {}  # task -> (time, completed) at its first finished batch
         if not enabled or (n_gen == 0 and n_score == 0):
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        speed = TextColumn("{task.fields[rate]}")
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), speed,
-                            TimeRemainingColumn())
-        self.gen = self.bar.add_task("generating", total=n_gen, rate="")
-        self.score = self.bar.add_task("scoring   ", total=n_score, rate="")
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[eta]}"))
+        self._t0 = time.perf_counter()
+        self.gen = self.bar.add_task("generating", total=n_gen, rate="", eta="ETA …")
+        self.score = self.bar.add_task("scoring   ", total=n_score, rate="", eta="ETA …")
         self.bar.start()
 
     def advance(self, task: str, n: int) -> None:
-        if self.bar is not None:
-            tid = self.gen if task == "gen" else self.score
-            self.bar.advance(tid, n)
-            speed = self.bar.tasks[tid].speed
-            self.bar.update(tid, rate=f"{speed:6.2f} img/s" if speed else "")
+        if self.bar is None:
+            return
+        tid = self.gen if task == "gen" else self.score
+        self.bar.advance(tid, n)
+        t = self.bar.tasks[tid]
+        now = time.perf_counter()
+        first = self._marks.setdefault(tid, (now, int(t.completed)))
+        if t.completed > first[1] and now > first[0]:
+            rate = (t.completed - first[1]) / (now - first[0])
+        else:
+            rate = t.completed / max(now - self._t0, 1e-9)
+        left = max(float(t.total or 0) - t.completed, 0.0) / rate if rate > 0 else None
+        eta = "done" if t.total and t.completed >= t.total else (
+            f"ETA {int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}" if left is not None else "ETA …")
+        self.bar.update(tid, rate=f"{rate:6.2f} img/s", eta=eta)
 
     def stop(self) -> None:
         if self.bar is not None:

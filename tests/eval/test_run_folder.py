@@ -207,3 +207,17 @@ def test_nan_in_a_score_part_makes_the_image_invalid(tmp_path):
     entry = results(out)["results"]["smoke/plugins_for_tests:NanPartOnOdd"]
     odd = [s for s in samples(out) if len(s["prompt"]) % 2 == 1]
     assert odd and entry["n_invalid"] == len(odd) and entry["n"] == 4 - len(odd)
+
+
+def test_progress_eta_is_a_time_after_the_first_batch(monkeypatch):
+    import rtdmd_bench.eval.runner as runner_mod
+
+    clock = iter([0.0, 10.0, 12.0, 14.0])  # start, then one batch every 2 s after a slow first one
+    monkeypatch.setattr(runner_mod.time, "perf_counter", lambda: next(clock))
+    bars = runner_mod._Progress(True, 8, 0)
+    etas = []
+    for _ in range(3):
+        bars.advance("gen", 2)
+        etas.append(bars.bar.tasks[bars.gen].fields["eta"])
+    bars.stop()
+    assert etas == ["ETA 0:00:30", "ETA 0:00:04", "ETA 0:00:02"]  # never "-:--:--"
