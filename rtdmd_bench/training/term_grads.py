@@ -12,11 +12,13 @@ gradient; ``n_measured = n_sub`` makes it exact, fewer sub-batches give an unbia
 and ``DeadTermGuard`` stops the run within its first steps when a configured term stays exactly zero.
 
 Cost: one extra ``torch.autograd.grad`` per term on each measured sub-batch (a backward through the generator, and
-for ``bp`` through decoder and scorers) plus one all-reduce of the per-term gradient vectors per step; with the
-default ``diagnostics.term_grad_subbatches: 1`` of the paper's 16 sub-batches x 3 trained steps that is about
-2 extra generator backwards per epoch (~4% of the generator update). The measurement uses ``autograd.grad``
-w.r.t. the parameter tensors the forward actually used (``graph_params``: for FSDP2 the unsharded ones), so it never
-touches ``.grad`` and no DDP/FSDP hook fires.
+for ``bp`` also through decoder and scorers; with gradient checkpointing each recomputes its forward) plus one
+all-reduce of the per-term gradient vectors (LoRA-sized) per step. With the default
+``diagnostics.term_grad_subbatches: 1`` and the paper's 16 sub-batches x 3 trained steps that is 4 extra generator
+backwards (2 x pg, dm, bp) next to the 48 of the update, about 8% of the generator update, and for the fake score
+2 extra backwards on the first of its 9 chunks (fake; consistency, which re-runs its 3 forwards), about 10% of the
+fake update. The measurement uses ``autograd.grad`` w.r.t. the parameter tensors the forward actually used
+(``graph_params``: for FSDP2 the unsharded ones), so it never touches ``.grad`` and no DDP/FSDP hook fires.
 
 ``term_norms(row)`` is the documented reader of these metrics (the toy's β-meter uses it).
 """

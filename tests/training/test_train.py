@@ -152,6 +152,8 @@ def test_fsdp2_stage2_runs(tiny_weights, tmp_path):
                "--set", "train.parallel=fsdp"], out)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and all(v is not None for v in rows[0].values())
+    # per-term norms w.r.t. the unsharded parameters the FSDP2 forward used, averaged over the ranks
+    assert all(rows[0][f"grad_norm/term/{t}"] > 0 for t in ("pg", "dm", "bp", "fake", "consistency")), rows[0]
     state = _ckpt(out, 1)
     assert state["world"] == 2 and all(torch.isfinite(v).all() for v in state["nets"]["generator"].values())
     assert (out / "lora" / "generator_ema.pt").is_file()
