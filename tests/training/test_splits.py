@@ -80,6 +80,7 @@ def test_allowed_test_prompts_are_recorded_and_flagged_downstream(held_suite, ti
         res = _cli(["eval", "--model", "tiny-sd35", *lora, "--suite", f"{held_suite},smoke", "--rewards", "saturation",
                     "--weights", "tiny", "--limit", "2", "--no-progress", "--out", str(runs[name])])
         assert res.exit_code == 0, res.output
+        assert ("⚠ trained on these prompts: held@1 (2 of 2" in res.output) is (name == "trained"), res.output
     results = json.loads((runs["trained"] / "results.json").read_text())
     flag = results["suites"]["held@1"]["trained_on_prompts"]
     assert flag["n_overlap"] == 2 and flag["n_prompts"] == 2 and flag["allow_test_prompts"] is True
