@@ -47,3 +47,15 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def path_inside(folder: Path, rel: str | Path) -> Path | None:
+    """``folder / rel`` when it resolves inside ``folder`` (symlinks followed), else None: every path read from a
+    run folder or config goes through this (an absolute path or ``..`` never escapes the folder)."""
+    folder = Path(folder)
+    candidate = folder / rel
+    try:
+        candidate.resolve().relative_to(folder.resolve())
+    except (ValueError, OSError):
+        return None
+    return candidate

@@ -45,6 +45,28 @@ def world_size() -> int:
     return rank_world()[1]
 
 
+def check_device(device: str | None) -> None:
+    """Raise ``ValueError`` with the fix unless ``device`` is ``auto``/None, ``cpu``, ``cuda``/``cuda:N`` with CUDA
+    present (and N in range) or ``mps`` where available (checked before any model loads)."""
+    if device in (None, "auto", "cpu"):
+        return
+    name = str(device)
+    kind, _, index = name.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__}); "
+                             f"use --device cpu")
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                             f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+        return
+    if kind == "mps" and not index:
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"--device {name}: MPS is not available on this machine; use --device cpu")
+        return
+    raise ValueError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N")
+
+
 def init(device: str | None = None) -> Dist:
     """Initialise from the torchrun environment (idempotent). ``device``: ``cpu``/``cuda``/None (auto)."""
     rank, world = rank_world()

@@ -86,3 +86,16 @@ def test_weights_make_tiny_and_fetch_offline(tmp_path):
     assert (tmp_path / "tiny" / "TINY_RANDOM_WEIGHTS").is_file()
     res = runner.invoke(app, ["weights", "fetch", "no-such-model"])
     assert res.exit_code == 2 and "no model or reward" in res.output
+
+
+def test_weights_verify_accepts_the_tiny_weights(tiny_weights):
+    res = runner.invoke(app, ["weights", "verify", "--weights", "tiny"])
+    assert res.exit_code == 0, res.output
+    assert "tiny random weights: presence checked" in " ".join(res.output.split()) and "✗" not in res.output
+
+
+def test_version():
+    from rtdmd_bench import __version__
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"rtdmd-bench {__version__}"

@@ -30,44 +30,38 @@ def validate_rewards(weights: Mapping[str, float], bp: Mapping[str, float] | Non
         reward_options(name, dict(opts))
 
 
-def _metadata_needs(rewards: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """``{reward: metadata keys it reads}`` for the rewards that need per-prompt metadata."""
-    from rtdmd_bench.rewards import reward_spec
-
-    specs = {r: reward_spec(r) for r in rewards}
-    return {r: (s.metadata_fields or ("<any>",)) for r, s in specs.items() if s.needs_metadata}
-
-
 def validate_prompts(data: Any, rewards: Iterable[str]) -> dict:
     """The training prompt source before any model loads: a known suite or a file, not a ``test`` suite unless
-    ``data.allow_test_prompts``, and a suite that provides the metadata a reward reads (GenEval rows for
-    ``geneval_partial``).
+    ``data.allow_test_prompts``, and a suite that provides the metadata fields each reward reads
+    (``eval.plan.check_metadata``: GenEval rows for ``geneval_partial``).
 
     Returns:
         ``suites.prompt_source_info`` of the source.
     """
+    from rtdmd_bench.eval.plan import check_metadata
+    from rtdmd_bench.rewards import reward_spec
     from rtdmd_bench.suites import check_training_source, suite_spec
 
     info = check_training_source(data.prompts, data.allow_test_prompts)
     if not Path(data.prompts).is_file():
-        have = set(suite_spec(data.prompts).metadata_fields)
-        for reward, keys in _metadata_needs(rewards).items():
-            missing = [k for k in keys if k not in have and (k != "<any>" or not have)]
-            if missing:
-                raise ValueError(
-                    f"reward {reward!r} needs per-prompt metadata {list(keys)}, but training suite {data.prompts!r} "
-                    f"provides {sorted(have) or 'none (plain prompts)'}; set data.prompts to a suite with that "
-                    f"metadata (geneval-train for geneval/geneval_partial) or drop the reward")
+        for reward in rewards:
+            check_metadata(reward, reward_spec(reward), data.prompts, suite_spec(data.prompts))
     return info
 
 
 def check_prompt_metadata(source: str, metadata: Sequence[Mapping], rewards: Iterable[str]) -> None:
-    """A prompt FILE's records carry the metadata keys a reward reads (checked after reading, before models load)."""
-    for reward, keys in _metadata_needs(rewards).items():
-        bad = sum(1 for m in metadata if not m or any(k not in m for k in keys if k != "<any>"))
+    """A prompt FILE's records carry the metadata fields each reward reads (checked after reading, before models
+    load; a registered suite is checked by its manifest in ``validate_prompts``)."""
+    from rtdmd_bench.rewards import reward_spec
+
+    for reward in rewards:
+        spec = reward_spec(reward)
+        if not spec.needs_metadata:
+            continue
+        bad = sum(1 for m in metadata if not m or any(k not in m for k in spec.metadata_keys))
         if bad:
-            raise ValueError(f"reward {reward!r} needs per-prompt metadata {list(keys)}, but {bad} of the "
-                             f"{len(metadata)} prompts of {source!r} lack it; use a .jsonl with those fields")
+            raise ValueError(f"reward {reward!r} reads per-prompt metadata {list(spec.metadata_keys)}, but {bad} of "
+                             f"the {len(metadata)} prompts of {source!r} lack it; use a .jsonl with those fields")
 
 
 def validate_model(name: str) -> None:

@@ -22,23 +22,30 @@ def split_list(values: list[str] | None) -> tuple[str, ...]:
 
 @contextmanager
 def user_errors():
-    """Turn the project's expected errors into a one-paragraph message and exit code 2 (no traceback)."""
-    from rtdmd_bench.config import ConfigError
-    from rtdmd_bench.registry import RegistryError
+    """The error boundary of every command (``cli.errors``): a user mistake is one ``error:`` line (rank 0 only
+    under torchrun) and exit code 2 on every rank; Ctrl-C is exit 130; anything else keeps its traceback."""
+    from rtdmd_bench.cli.errors import describe
 
-    expected = (ConfigError, RegistryError, FileNotFoundError, ValueError, PermissionError, ConnectionError)
-    extra = []
-    try:
-        from rtdmd_bench.eval.rundir import RunDirError
-
-        extra.append(RunDirError)
-    except ImportError:  # pragma: no cover
-        pass
     try:
         yield
-    except tuple(expected) + tuple(extra) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
-        raise typer.Exit(2) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except BaseException as exc:  # KeyboardInterrupt included
+        described = describe(exc)
+        if described is None:
+            raise
+        raise fail(*described) from None
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``error: message`` (literally, rank 0 only) and return the ``typer.Exit`` to raise."""
+    from rich.markup import escape
+
+    from rtdmd_bench.cli.errors import is_main_rank
+
+    if is_main_rank():
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
 
 
 def is_tty() -> bool:

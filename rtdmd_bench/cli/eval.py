@@ -55,7 +55,6 @@ def eval_command(
     with user_errors():
         cfg = build_config(config, options, set_ or [])
         from rtdmd_bench.eval.runner import Interrupted, evaluate
-        from rtdmd_bench.weights import MissingWeightsError
 
         try:
             results = evaluate(cfg, force=force, progress=progress and is_tty())
@@ -63,9 +62,6 @@ def eval_command(
             err_console.print(f"[yellow]interrupted[/]: everything finished so far is recorded in {cfg.out}; "
                               "run the same command again to resume.")
             raise typer.Exit(130) from None
-        except MissingWeightsError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
     if results is not None:
         console.print(results_table(results))
         for sid, suite in (results.get("suites") or {}).items():

@@ -31,19 +31,9 @@ def registry_for(kind: str):
 
 def list_command(kind: str = typer.Argument(..., help="models | rewards | suites | trainers | benchmarks")) -> None:
     """Print a registry: name, one-line description and key metadata."""
-    from rich.table import Table
+    from rtdmd_bench.cli.tables import registry_listing
 
     with user_errors():
         reg = registry_for(kind)
-    specs = list(reg)
-    columns = sorted({k for s in specs for k in s.summary()}, key=lambda k: [*specs[0].summary()].index(k)
-                     if specs and k in specs[0].summary() else 99)
-    table = Table(title=f"{len(specs)} {kind}")
-    table.add_column("name", style="bold")
-    for col in columns:
-        table.add_column(col)
-    table.add_column("description")
-    for spec in specs:
-        summary = spec.summary()
-        table.add_row(spec.name, *(summary.get(c, "") for c in columns), spec.description)
-    console.print(table)
+    for part in registry_listing(kind, list(reg), console.width):
+        console.print(part)

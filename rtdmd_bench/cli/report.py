@@ -17,8 +17,23 @@ EXIT_BAD_INPUT = 2
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
+    from rtdmd_bench.cli.common import fail
+
+    return fail(message, code)
+
+
+def _run_folders(paths: list[Path]) -> list[Path]:
+    """The evaluation runs among ``paths`` (so ``leaderboard runs/*`` works): a folder without results.json (a
+    failed or unfinished eval, a training run, anything else) is skipped with a note; a named file must exist."""
+    keep = []
+    for p in paths:
+        if p.is_dir() and not (p / "results.json").is_file():
+            what = "a training run" if (p / "checkpoints").is_dir() or (p / "metrics.jsonl").is_file() else \
+                "not a finished evaluation run"
+            typer.echo(f"note: skipped {p}: {what} (no results.json)", err=True)
+            continue
+        keep.append(p)
+    return keep
 
 
 def _warn_missing_images(run) -> None:
@@ -42,8 +57,9 @@ def leaderboard(
     from rtdmd_bench.report.leaderboard import LeaderboardError, build_leaderboard, stale_diff
     from rtdmd_bench.report.runs import RunError
 
+    runs = _run_folders(runs or [])
     try:
-        text = build_leaderboard(runs or [], None if no_published else (published or DEFAULT_PATH))
+        text = build_leaderboard(runs, None if no_published else (published or DEFAULT_PATH))
     except (RunError, LeaderboardError, PublishedError) as exc:
         raise _fail(str(exc)) from None
     if not check:
@@ -98,8 +114,11 @@ def check(
         "--tolerance", help="REWARD=DELTA or SUITE/REWARD=DELTA: allowed loss (default 0); repeatable")] = None,
     resamples: Annotated[int, typer.Option("--resamples", min=100, help="bootstrap resamples")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="bootstrap seed")] = 0,
+    allow_partial: Annotated[bool, typer.Option(
+        "--allow-partial", help="gate on the images both runs hold when the run lacks some baseline images")] = False,
 ) -> None:
-    """Regression gate: exit 0 = no regression, 1 = regression(s) listed, 2 = unusable input."""
+    """Regression gate: exit 0 = no regression, 1 = regression(s) listed, 2 = unusable input (including a run that
+    does not hold every baseline image, unless --allow-partial)."""
     from rtdmd_bench.report.gate import GateInputError, load_baseline, parse_tolerances, render_gate, run_gate
     from rtdmd_bench.report.runs import RunError, load_run
 
@@ -107,7 +126,7 @@ def check(
         tolerances = parse_tolerances(tolerance or [])
         base = load_baseline(baseline)
         new = load_run(run, samples=bool(base.samples), check_images=False)
-        report = run_gate(base, new, tolerances, n_resamples=resamples, seed=seed)
+        report = run_gate(base, new, tolerances, n_resamples=resamples, seed=seed, allow_partial=allow_partial)
     except (RunError, GateInputError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(render_gate(report), nl=False)

@@ -29,7 +29,6 @@ def toy(
 
     import torch
     from rich.console import Console
-    from rich.table import Table
 
     from rtdmd_bench.toy import bench
 
@@ -53,7 +52,8 @@ def toy(
     t0 = time.perf_counter()
     doc, samples, timing = bench.run(cfg, names, seeds, log=lambda s: console.log(s))
     wall = time.perf_counter() - t0
-    console.print(_table(doc, timing, Table))
+    for table in _tables(doc, timing, console.width):
+        console.print(table)
     console.print(f"{len(names)} methods x {seeds} seeds in {wall:.0f} s "
                   f"(shared per seed: pretrain {timing['_pretrain']['mean']:.1f} s"
                   + (f", stage 1 {timing['_stage1']['mean']:.1f} s" if "_stage1" in timing else "") + ")")
@@ -67,22 +67,19 @@ def toy(
         console.print(f"wrote {plot}")
 
 
-def _table(doc: dict, timing: dict, table_cls):
-    """Rich table: one row per method, mean ± std per metric, plus the noise floors and the exact E_p~[r]."""
+def _tables(doc: dict, timing: dict, width: int) -> list:
+    """One row per method, mean ± std per metric and seconds, split into tables that fit ``width`` (method names
+    never truncate); the title carries the noise floors and the exact E_p~[r]."""
+    from rtdmd_bench.cli.tables import fitted_tables
     from rtdmd_bench.toy import bench
 
     floor = doc["noise_floor"]
     world = bench.World(bench.BenchConfig(**_config_from_dict(doc["config"])))
-    t = table_cls(title=f"toy benchmark (beta={doc['config']['beta']}; floors: MMD(p)={floor['mmd_teacher']:.4f}, "
-                  f"MMD(p~)={floor['mmd_tilted']:.4f}; exact E_p~[r]={world.reward.expected(world.tilted):.3f})")
-    t.add_column("method")
-    for k in bench.METRICS:
-        t.add_column(k, justify="right")
-    t.add_column("s", justify="right")
-    for name, m in doc["methods"].items():
-        cells = [f"{m[k]['mean']:.3f} ± {m[k]['std']:.3f}" for k in bench.METRICS]
-        t.add_row(name, *cells, f"{timing.get(name, {}).get('mean', 0.0):.1f}")
-    return t
+    title = (f"toy benchmark (beta={doc['config']['beta']}; floors: MMD(p)={floor['mmd_teacher']:.4f}, "
+             f"MMD(p~)={floor['mmd_tilted']:.4f}; exact E_p~[r]={world.reward.expected(world.tilted):.3f})")
+    rows = [[name, *(f"{m[k]['mean']:.3f} ± {m[k]['std']:.3f}" for k in bench.METRICS),
+             f"{timing.get(name, {}).get('mean', 0.0):.1f}"] for name, m in doc["methods"].items()]
+    return fitted_tables(title, "method", [*bench.METRICS, "s"], rows, width, right=True)
 
 
 def _config_from_dict(d: dict) -> dict:

@@ -54,6 +54,8 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/train/<trainer>-<config "
                                        "name>, where the stage-2 configs look for stage 1)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out."),
+    force: bool = typer.Option(False, "--force", help="Start over in an --out that holds a run (deletes its "
+                               "checkpoints, metrics and LoRA)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda (default: cuda when available)."),
     trainer: Optional[str] = typer.Option(None, "--trainer", help="Recipe by name instead of --stage: "
                                           "stage1_acdmd | stage2_rtdmd | dmd | grpo."),
@@ -63,11 +65,13 @@ def train(
 ) -> None:
     """Train a few-step generator with a registered recipe; writes config.json, metrics.jsonl, checkpoints and
     lora/generator_ema.pt (loadable by `rtdmd-bench eval --lora`) under --out."""
-    from rtdmd_bench.cli.common import err_console, user_errors
+    from rtdmd_bench.cli.common import console, err_console, user_errors
+    from rtdmd_bench.cli.errors import is_main_rank
 
     with user_errors():
         from rtdmd_bench import config as cfglib
         from rtdmd_bench import parallel
+        from rtdmd_bench.hf import quiet_hf
         from rtdmd_bench.training.registry import STAGES, TRAINERS
 
         if trainer is None:
@@ -78,18 +82,20 @@ def train(
         spec, cfg, path = resolve_config(trainer, model, config, sets, steps)
         recipe = TRAINERS.get(spec.name)
         recipe.validate(cfg, parallel.world_size())
+        parallel.check_device(device)
         expected = getattr(cfg, "expected_world", None)
-        if expected and expected != parallel.world_size() and parallel.rank_world()[0] == 0:
+        if expected and expected != parallel.world_size() and is_main_rank():
             err_console.print(f"note: this config is written for {expected} processes (expected_world); this launch "
                               f"has {parallel.world_size()}, so each step sees {parallel.world_size()}/{expected} of "
                               f"the reference's global batch", highlight=False, markup=False)
         run_dir = out or default_run_dir(spec.name, cfg, path)
-        from rtdmd_bench.training import checkpoint
-
+        quiet_hf()
         try:
-            recipe(cfg, cfglib.to_dict(cfg), weights=weights, out=str(run_dir), resume=resume, device=device)
-        except checkpoint.CheckpointError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
+            recipe(cfg, cfglib.to_dict(cfg), weights=weights, out=str(run_dir), resume=resume, device=device,
+                   force=force)
         finally:
             parallel.shutdown()
+    lora = run_dir / "lora" / "generator_ema.pt"
+    if is_main_rank():
+        console.print(f"trained {cfg.train.steps} steps; run folder {run_dir}"
+                      + (f"; LoRA for `rtdmd-bench eval --lora`: {lora}" if lora.is_file() else ""), highlight=False)

@@ -30,6 +30,9 @@ BENCHMARKS.add(BenchmarkSpec(
 ))
 
 
+EVAL_DTYPES = ("float32", "bfloat16", "float16")
+
+
 @dataclass(frozen=True)
 class WorkItem:
     """One image to produce: the unit of sharding, caching and resume."""
@@ -71,7 +74,8 @@ def routing(cfg: EvalConfig) -> list[tuple[str, tuple[str, ...]]]:
         return [(s, tuple(cfg.rewards) or r) for s, r in bench.routing]
     if not cfg.suites:
         raise RegistryError("no suite given: pass --suite NAME[,NAME] or --benchmark NAME")
-    return [(s, tuple(cfg.rewards) or suite_spec(s).default_rewards) for s in cfg.suites]
+    rewards = tuple(dict.fromkeys(cfg.rewards))  # a name given twice is one reward, scored once
+    return [(s, rewards or suite_spec(s).default_rewards) for s in dict.fromkeys(cfg.suites)]
 
 
 def check_rewards(route: list[tuple[str, tuple[str, ...]]], options: dict[str, dict] | None = None) -> None:
@@ -92,28 +96,45 @@ def check_rewards(route: list[tuple[str, tuple[str, ...]]], options: dict[str, d
         sspec = suite_spec(suite)
         for name in rewards:
             rspec = reward_spec(name)
-            if rspec.needs_metadata and not sspec.metadata_fields:
-                raise RegistryError(f"reward {name!r} needs per-prompt metadata, which suite {suite!r} does not have")
+            check_metadata(name, rspec, suite, sspec)
+
+
+def check_metadata(reward: str, rspec, suite: str, sspec) -> None:
+    """A reward that reads per-prompt metadata gets every field it reads from the suite (before any model loads)."""
+    have = set(sspec.metadata_fields)
+    if rspec.needs_metadata and not have:
+        raise RegistryError(f"reward {reward!r} needs per-prompt metadata, which suite {suite!r} does not have")
+    missing = sorted(set(rspec.metadata_keys) - have)
+    if missing:
+        raise RegistryError(f"reward {reward!r} reads the per-prompt field(s) {missing}, which suite {suite!r} does "
+                            f"not have (its fields: {sorted(have)}); score it on a suite in its format")
 
 
 def make_plan(cfg: EvalConfig) -> Plan:
     """Validate names, load prompts (checksums verified) and enumerate work items in canonical order."""
+    from rtdmd_bench import parallel
     from rtdmd_bench.seeds import item_seed
     from rtdmd_bench.suites import load_suite, suite_spec
 
     if cfg.batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
+        raise ValueError(f"--batch-size must be >= 1, got {cfg.batch_size}")
     if cfg.limit is not None and cfg.limit < 1:
-        raise ValueError(f"limit must be >= 1, got {cfg.limit}")
+        raise ValueError(f"--limit must be >= 1, got {cfg.limit}")
+    if cfg.samples_per_prompt is not None and cfg.samples_per_prompt < 1:
+        raise ValueError(f"--samples-per-prompt (-k) must be >= 1, got {cfg.samples_per_prompt}")
+    if cfg.dtype is not None and cfg.dtype not in EVAL_DTYPES:
+        raise ValueError(f"--dtype {cfg.dtype!r} is not supported; use one of {', '.join(EVAL_DTYPES)}")
+    parallel.check_device(cfg.device)
+    from rtdmd_bench.models import resolve_spec
+
+    resolve_spec(cfg.model, **cfg.overrides.as_kwargs())
     route = routing(cfg)
     check_rewards(route, cfg.reward_options)
     items, suites, used = [], {}, {}
     for suite, _ in route:
         spec = suite_spec(suite)
         prompts = load_suite(suite)[: cfg.limit] if cfg.limit else load_suite(suite)
-        k = cfg.samples_per_prompt or spec.images_per_prompt
-        if k < 1:
-            raise ValueError(f"samples_per_prompt must be >= 1, got {k}")
+        k = spec.images_per_prompt if cfg.samples_per_prompt is None else cfg.samples_per_prompt
         suites[suite], used[suite] = spec, len(prompts)
         items += [
             WorkItem(suite, spec.id, p.prompt_id, j, p.prompt, item_seed(spec.id, p.prompt_id, j, cfg.seed), p.tag,

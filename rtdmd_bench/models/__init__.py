@@ -65,6 +65,27 @@ TINY_PART = ("models", _write_tiny_models)  # the generators' part of ``--weight
 from rtdmd_bench.models import catalog as _catalog  # noqa: E402,F401  (fills MODELS)
 
 
+def resolve_spec(name: str, **overrides: Any) -> ModelSpec | None:
+    """The ``ModelSpec`` a build of ``name`` would use, overrides applied and checked (no torch, no weights): the
+    validation ``eval`` runs before anything loads. A ``module:Attr`` plugin must have ``from_weights``; one without
+    a class-level ``spec`` returns None (it owns its settings).
+
+    Raises:
+        RegistryError: unknown name, or a plugin that is not a generator. ValueError / TypeError: bad overrides.
+    """
+    from rtdmd_bench.models.common import normalise_spec
+    from rtdmd_bench.registry import RegistryError
+
+    if name in MODELS:
+        return normalise_spec(MODELS.spec(name), overrides)
+    target = MODELS.get(name)
+    if not callable(getattr(target, "from_weights", None)):
+        raise RegistryError(f"model plugin {name!r} is not a generator: it has no from_weights(spec, root, ...) "
+                            f"(subclass rtdmd_bench.models.common.FlowGenerator, or see docs/extending.md)")
+    spec = getattr(target, "spec", None)
+    return normalise_spec(spec, overrides) if isinstance(spec, ModelSpec) else None
+
+
 def build(name: str, weights: str | Path | None = None, device: Any = "cpu", dtype: Any = None,
           lora: Sequence[str] = (), **overrides: Any):
     """Build generator ``name`` (registry name or ``"module:Attr"`` plugin) from the weights root.

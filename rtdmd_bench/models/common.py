@@ -89,10 +89,44 @@ def normalise_spec(spec: ModelSpec, overrides: dict[str, Any]) -> ModelSpec:
             raise ValueError(f"steps={spec.steps} but step_list has {len(spec.step_list)} entries")
         spec = dataclasses.replace(spec, step_list=tuple(float(sigma_to_timestep(1 - i / spec.steps))
                                                          for i in range(spec.steps)))
-    samplers = FAMILIES.spec(spec.family).samplers
-    if spec.sampler not in samplers:
-        raise ValueError(f"unknown sampler {spec.sampler!r} for family {spec.family!r}; expected one of {list(samplers)}")
+    fam = FAMILIES.spec(spec.family)
+    if spec.sampler not in fam.samplers:
+        raise ValueError(f"unknown sampler {spec.sampler!r} for family {spec.family!r}; expected one of {list(fam.samplers)}")
+    check_sampling(spec, fam.resolution_multiple)
     return spec
+
+
+def check_sampling(spec: ModelSpec, multiple: int) -> None:
+    """Raise ``ValueError`` naming the setting unless the sampling values are usable (before any model loads)."""
+    import math
+
+    if spec.steps < 1:
+        raise ValueError(f"steps must be >= 1, got {spec.steps} (model {spec.name})")
+    if not 0.0 <= spec.eta <= 1.0:
+        raise ValueError(f"eta must be in [0, 1] (0 = Euler/ODE, 1 = full renoising), got {spec.eta}")
+    if not math.isfinite(spec.guidance) or spec.guidance <= 0:
+        raise ValueError(f"guidance must be a finite number > 0 (1 = no CFG), got {spec.guidance}")
+    for side, value in (("height", spec.height), ("width", spec.width)):
+        if value < multiple or value % multiple:
+            raise ValueError(f"{side}={value} is not a positive multiple of {multiple} (the {spec.family} latent "
+                             f"grid); use e.g. {max(multiple, round(value / multiple) * multiple)}")
+
+
+def load_pipeline(pipeline_class: str, folder: Path, dtype: Any, name: str) -> Any:
+    """``diffusers.<pipeline_class>.from_pretrained(folder)`` offline; a missing or truncated component file is a
+    ``MissingWeightsError`` naming the folder, the failing file (as diffusers reports it) and the fix."""
+    import diffusers
+    from safetensors import SafetensorError
+
+    from rtdmd_bench.weights import MissingWeightsError
+
+    try:
+        return getattr(diffusers, pipeline_class).from_pretrained(str(folder), dtype=dtype)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MissingWeightsError(
+            f"could not load {name!r} from {folder}: {detail}. A weight file is missing, truncated or from another "
+            f"model; re-download with `rtdmd-bench weights fetch {name}` (or check the folder's files).") from exc
 
 
 class FlowGenerator:
@@ -115,7 +149,6 @@ class FlowGenerator:
     def from_weights(cls, spec: ModelSpec, root: str | Path, device: Any = "cpu", dtype: Any = None,
                      lora: Sequence[str] = (), **overrides: Any) -> FlowGenerator:
         """Load ``root / spec.weights_dir`` offline, merge ``spec.lora`` then ``lora`` in order, freeze everything."""
-        import diffusers
         import torch
 
         from rtdmd_bench.models.lora import merge_lora_stack
@@ -127,8 +160,7 @@ class FlowGenerator:
         extra_lora = [p if Path(p).is_absolute() else str(root / p) for p in lora]
         require_files(root, extra_lora, spec.name)  # root / "/abs/path" is "/abs/path"
         dtype = dtype or torch_dtype(spec.dtype, device)
-        pipeline_class = FAMILIES.spec(spec.family).pipeline_class
-        pipe = getattr(diffusers, pipeline_class).from_pretrained(str(root / spec.weights_dir), dtype=dtype)
+        pipe = load_pipeline(FAMILIES.spec(spec.family).pipeline_class, root / spec.weights_dir, dtype, spec.name)
         pipe.to(device)
         for module in pipe.components.values():
             if isinstance(module, torch.nn.Module):

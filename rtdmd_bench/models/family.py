@@ -59,6 +59,7 @@ class FamilySpec(Spec):
         lora_targets: ``transformer -> [peft target module names]`` (§3.1).
         tiny: the tiny preset.
         samplers: supported ``ModelSpec.sampler`` values.
+        resolution_multiple: height and width must be multiples of this (VAE factor × patch size).
         latent: shape of a latent in words (docs).
     """
 
@@ -72,6 +73,7 @@ class FamilySpec(Spec):
     lora_targets: Callable[[Any], list[str]] = field(default=lambda net: [])
     tiny: TinyPreset | None = None
     samplers: tuple[str, ...] = SAMPLERS
+    resolution_multiple: int = 16
     latent: str = ""
 
     def summary(self) -> dict[str, str]:

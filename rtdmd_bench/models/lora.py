@@ -106,14 +106,30 @@ def training_reward_names(records: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def read_state_dict(weights: Path) -> dict[str, Any]:
-    """Tensors of a ``.safetensors`` or a ``torch.load(weights_only=True)`` file (nested ``state_dict`` unwrapped)."""
-    if weights.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    """Tensors of a ``.safetensors`` or a ``torch.load(weights_only=True)`` file (nested ``state_dict`` unwrapped).
 
-        return load_file(str(weights))
-    import torch
+    Raises:
+        LoraError: the file is not what its name says (a pickle named ``.safetensors``), holds objects other than
+            tensors (refused: LoRA files are untrusted), is truncated, or is not a mapping of tensors.
+    """
+    import pickle
 
-    sd = torch.load(weights, map_location="cpu", weights_only=True)
+    try:
+        if weights.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(weights))
+        import torch
+
+        sd = torch.load(weights, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise LoraError(f"LoRA {weights} holds objects other than tensors; refusing to unpickle it (LoRA files are "
+                        f"loaded weights-only). Use the trainer's export or a safetensors file.") from exc
+    except Exception as exc:  # safetensors' header errors, truncated zips, a pickle named .safetensors
+        if isinstance(exc, OSError) and not isinstance(exc, IsADirectoryError):
+            raise
+        raise LoraError(f"LoRA {weights} is not a readable {weights.suffix or 'weights'} file "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
     for key in ("state_dict", "model", "generator"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]

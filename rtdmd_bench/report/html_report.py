@@ -50,7 +50,9 @@ class _Images:
         return self.cache[path]
 
     def tag(self, run: Run, rel: str) -> str:
-        path = run.path / rel
+        path = run.image_path({"image": rel})
+        if path is None:
+            return f'<div class="missing">image outside the run, not loaded:<br>{esc(rel)}</div>'
         if not path.is_file():
             return f'<div class="missing">missing:<br>{esc(rel)}</div>'
         if self.mode == "link":

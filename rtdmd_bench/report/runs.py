@@ -76,8 +76,12 @@ class Run:
     def training_rewards(self) -> list[str]:
         return [str(r) for r in (self.model.get("training_rewards") or [])]
 
-    def image_path(self, sample: dict[str, Any]) -> Path:
-        return self.path / sample["image"]
+    def image_path(self, sample: dict[str, Any]) -> Path | None:
+        """The sample's image file, or None when its ``image`` field points outside the run folder (a run folder
+        is untrusted input: an absolute path or ``..`` is never followed)."""
+        from rtdmd_bench.io import path_inside
+
+        return path_inside(self.path, str(sample["image"]))
 
 
 def sample_key(sample: dict[str, Any]) -> tuple[str, int, int]:
@@ -126,7 +130,8 @@ def load_run(path: str | Path, *, samples: bool = True, check_images: bool = Tru
     if samples:
         run.samples = read_samples(run_dir / "samples.jsonl", results)
         if check_images:
-            run.missing_images = sorted({s["image"] for s in run.samples if not run.image_path(s).is_file()})
+            run.missing_images = sorted({s["image"] for s in run.samples
+                                         if (p := run.image_path(s)) is None or not p.is_file()})
     return run
 
 

@@ -91,7 +91,7 @@ REWARDS.add(RewardSpec(
     description="GenEval: Mask2Former (COCO instance) detections + CLIP colour classifier + the official rules",
     version="geneval-m2f-hf-1", units="correct (0/1)", higher_is_better=True, differentiable=False,
     value_range=(0.0, 1.0), typical_range=(0.4, 0.95), needs_prompt=False, needs_metadata=True,
-    metadata_fields=("tag", "include"),
+    metadata_keys=("tag", "include"),
     headline="macro_over_tags",
     weight_files=_GENEVAL_FILES, fetch=_GENEVAL_FETCH,
 ))
@@ -101,7 +101,7 @@ REWARDS.add(RewardSpec(
                 "position credits over all detections); evaluation uses the official 0/1 geneval",
     version="geneval-partial-rtdmd-1", units="partial credit (mean of clause credits)", higher_is_better=True,
     differentiable=False, value_range=None, typical_range=(0.3, 0.95), needs_prompt=False, needs_metadata=True,
-    metadata_fields=("tag", "include"),
+    metadata_keys=("tag", "include"),
     weight_files=_GENEVAL_FILES, fetch=_GENEVAL_FETCH,
     options=(("position_quirk", "true"),),
 ))
@@ -121,7 +121,7 @@ REWARDS.add(RewardSpec(
                 "geometric mean per prompt",
     version="soft-tifa-gm-qwen3vl8b-1", units="geometric mean of VQA probs", higher_is_better=True,
     differentiable=False, value_range=(0.0, 1.0), typical_range=(0.15, 0.5), needs_prompt=False,
-    needs_metadata=True, metadata_fields=("vqa_list",),
+    needs_metadata=True, metadata_keys=("vqa_list",),
     weight_files=("geneval2/Qwen3-VL-8B-Instruct",),
     fetch=(("Qwen/Qwen3-VL-8B-Instruct", _HF_MODEL_PATTERNS, "geneval2/Qwen3-VL-8B-Instruct"),),
     options=(("aggregation", "gm"), ("batched", "true"), ("max_pairs", "64")),

@@ -96,10 +96,11 @@ class WeightCheck:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("ok", "present (unchecked)", "absent (optional)")
+        return self.status in ("ok", "present (unchecked)", "absent (optional)", "present (tiny random weights)")
 
 
-def _check_file(root: Path, rel: str, reward: str, check_sha: bool, optional: bool = False) -> WeightCheck:
+def _check_file(root: Path, rel: str, reward: str, check_sha: bool, optional: bool = False,
+                published: bool = True) -> WeightCheck:
     from rtdmd_bench.io import sha256_file
 
     path = root / rel
@@ -107,6 +108,8 @@ def _check_file(root: Path, rel: str, reward: str, check_sha: bool, optional: bo
         if optional:
             return WeightCheck(reward, rel, "absent (optional)", f"selected by a reward option; rtdmd-bench weights fetch {reward}")
         return WeightCheck(reward, rel, "missing", f"fix: rtdmd-bench weights fetch {reward}")
+    if not published:
+        return WeightCheck(reward, rel, "present (tiny random weights)", "")
     size, sha = KNOWN_CHECKSUMS.get(rel, (None, None))
     if size is not None and path.stat().st_size != size:
         return WeightCheck(reward, rel, "size mismatch", f"{path.stat().st_size} bytes, expected {size}")
@@ -119,16 +122,22 @@ def _check_file(root: Path, rel: str, reward: str, check_sha: bool, optional: bo
                        "" if sha is None else "size verified; sha256 skipped")
 
 
-def verify_weights(root: str | Path, names: list[str] | None = None, check_sha: bool = True) -> list[WeightCheck]:
-    """Check the declared weight paths of ``names`` (default: every reward with weight files) under ``root``."""
+def verify_weights(root: str | Path, names: list[str] | None = None, check_sha: bool = True,
+                   published: bool = True) -> list[WeightCheck]:
+    """Check the declared weight paths of ``names`` (default: every reward with weight files) under ``root``.
+
+    ``published=False`` (a tiny-random-weights root) checks presence only: the published files' sizes and sha256
+    do not apply to random weights of the same layout.
+    """
     root = Path(root).expanduser()
     specs = [REWARDS.spec(n) for n in names] if names else [s for s in REWARDS if s.weight_files or s.fetch_urls]
     checks = []
     for spec in specs:
         optional = {dest for _, _, dest in spec.fetch_urls}
         rels = list(spec.weight_files) + [k for k in KNOWN_CHECKSUMS
-                                          if k.split("/")[0] in {w.split("/")[0] for w in spec.weight_files}
+                                          if published and k.split("/")[0] in {w.split("/")[0] for w in spec.weight_files}
                                           and k not in spec.weight_files and k not in optional]
-        checks.extend(_check_file(root, rel, spec.name, check_sha) for rel in dict.fromkeys(rels))
+        checks.extend(_check_file(root, rel, spec.name, check_sha, published=published)
+                      for rel in dict.fromkeys(rels))
         checks.extend(_check_file(root, rel, spec.name, check_sha, optional=True) for rel in sorted(optional))
     return checks

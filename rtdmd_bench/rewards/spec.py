@@ -18,8 +18,8 @@ class RewardSpec(Spec):
         differentiable: the forward keeps a graph to the input pixels (verified by tests).
         value_range: hard bounds of the score, or None when unbounded.
         typical_range: range seen in published tables, for sanity warnings.
-        needs_prompt / needs_metadata: required inputs; ``metadata_fields``: the per-prompt metadata keys it reads
-            (a training or evaluation suite must provide them).
+        needs_prompt / needs_metadata: required inputs.
+        metadata_keys: per-prompt metadata fields the scorer reads (a suite must declare them).
         weight_files: files under the weights root the scorer loads (relative paths).
         fetch: ``(hub repo id, filename or "" for the whole repo, destination under the root)`` triples.
         fetch_urls: ``(https URL, sha256, destination file under the root)`` for files hosted outside the Hub
@@ -38,7 +38,7 @@ class RewardSpec(Spec):
     typical_range: tuple[float, float] | None = None
     needs_prompt: bool = True
     needs_metadata: bool = False
-    metadata_fields: tuple[str, ...] = ()
+    metadata_keys: tuple[str, ...] = ()
     weight_files: tuple[str, ...] = ()
     fetch: tuple[tuple[str, str, str], ...] = ()
     fetch_urls: tuple[tuple[str, str, str], ...] = ()

@@ -104,10 +104,14 @@ def install_suite_bytes(name: str, data: bytes, origin: str) -> Path:
     import time
 
     from rtdmd_bench.io import atomic_write_bytes, atomic_write_json, sha256_bytes
-    from rtdmd_bench.suites.loaders import SuiteChecksumError, parse_file
+    from rtdmd_bench.suites.loaders import SuiteChecksumError, SuiteFormatError, parse_file
 
     spec = suite_spec(name)
-    data = _canonical_bytes(spec, data)
+    try:
+        data = _canonical_bytes(spec, data)
+    except UnicodeDecodeError as exc:
+        raise SuiteFormatError(f"{origin}: not UTF-8 text ({exc.reason} at byte {exc.start}); is it a prompt "
+                               f"file? Suite {spec.id} expects {spec.format} (source: {spec.source})") from None
     digest = sha256_bytes(data)
     expected_sha, expected_n = spec.expected()
     if expected_sha and digest != expected_sha:

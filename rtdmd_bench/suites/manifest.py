@@ -85,9 +85,12 @@ class SuiteSpec(Spec):
             return "", self.n_prompts
 
     def installed_path(self) -> Path | None:
-        """The prompt file if present (repo copy or installed copy), else None."""
-        candidates = [Path(self.manifest_dir) / self.file, self.data_path()]
-        return next((p for p in candidates if p.is_file()), None)
+        """The prompt file if present (beside the manifest or installed in the data dir), else None. ``file`` never
+        leaves those folders (a manifest is untrusted input: ``../`` or an absolute path is not followed)."""
+        from rtdmd_bench.io import path_inside
+
+        candidates = [path_inside(Path(self.manifest_dir), self.file), path_inside(self.data_path().parent, self.file)]
+        return next((p for p in candidates if p is not None and p.is_file()), None)
 
 
 def data_dir() -> Path:

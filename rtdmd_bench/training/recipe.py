@@ -51,17 +51,23 @@ class Recipe:
     record: Callable[[Any], dict]
 
     def __call__(self, cfg: Any, cfg_dict: dict, *, weights: str | None, out: str, resume: bool = False,
-                 device: str | None = None, world: InMemoryWorld | None = None):
-        return train(self, cfg, cfg_dict, weights=weights, out=out, resume=resume, device=device, world=world)
+                 device: str | None = None, world: InMemoryWorld | None = None, force: bool = False):
+        return train(self, cfg, cfg_dict, weights=weights, out=out, resume=resume, device=device, world=world,
+                     force=force)
 
 
 def train(recipe: Recipe, cfg: Any, cfg_dict: dict, *, weights: str | None, out: str, resume: bool = False,
-          device: str | None = None, world: InMemoryWorld | None = None):
+          device: str | None = None, world: InMemoryWorld | None = None, force: bool = False):
     """Build, train ``cfg.train.steps`` steps (checkpoints every ``train.save_every`` and at the end, periodic
-    evaluation per ``cfg.eval``), export the LoRA with ``recipe.record``; returns the ``Session``."""
-    from rtdmd_bench.training import loop, session
+    evaluation per ``cfg.eval``), export the LoRA with ``recipe.record``; returns the ``Session``.
+
+    ``out`` holding another run is refused unless ``resume`` or ``force`` (``training.rundir.prepare``).
+    """
+    from rtdmd_bench import parallel
+    from rtdmd_bench.training import loop, rundir, session
     from rtdmd_bench.training.periodic_eval import maybe_evaluate
 
+    rundir.prepare(out, resume=resume, force=force, is_main=parallel.rank_world()[0] == 0)
     run = recipe.build(cfg, cfg_dict, weights=weights, out=out, resume=resume, device=device, world=world)
     sess = run.sess
     loop.run(sess.state, lambda _s: recipe.step(run), steps=cfg.train.steps, out=out, dist=sess.dist,

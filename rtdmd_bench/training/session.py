@@ -115,16 +115,20 @@ def start(*, bb: Backbone, cfg_dict: Mapping[str, Any], run: RunSection, lora_cf
     state = TrainState(nets=trainable, optimizers=optimizers, schedulers=schedulers, emas=emas)
     cfg_hash = checkpoint.config_hash(dict(cfg_dict))
     if resume:
-        found = checkpoint.latest(out)
-        if found is None:
-            raise checkpoint.CheckpointError(f"--resume: no checkpoint under {out / 'checkpoints'}")
         from rtdmd_bench.training.loop import load_state
 
-        load_state(state, checkpoint.load(found, expected_hash=cfg_hash), dist)
+        _, payload = checkpoint.load_latest(out, expected_hash=cfg_hash)
+        load_state(state, payload, dist)
     if dist.is_main:
         from rtdmd_bench.io import atomic_write_json
 
         atomic_write_json(out / "config.json", {"config_hash": cfg_hash, "world": dist.world, "config": cfg_dict})
+    if dist.is_main:
+        checkpoint.clean_stale(out)
+        if resume:
+            from rtdmd_bench.training.rundir import truncate_metrics
+
+            truncate_metrics(out / "metrics.jsonl", state.step)
     logger = MetricsLogger(out, enabled=dist.is_main, console_every=run.console_every, backends=run.log_backends)
     return Session(bb=bb, dist=dist, teacher=nets.teacher, gen=gen, fake=fake, state=state, rng=SampleRNG(run.seed, rng_block),
                    out=out, logger=logger, cfg_hash=cfg_hash, prompts=list(prompts), metadata=list(metadata),

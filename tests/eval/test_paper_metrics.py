@@ -104,15 +104,29 @@ def test_geneval2_and_hpsv3_end_to_end_with_breakdowns(tiny_weights, mini_geneva
     assert hps["n"] == 3 and hps["units"] == "mu of the reward head" and results["rewards"]["hpsv3"]["differentiable"]
 
 
-def test_geneval2_on_a_suite_without_vqa_lists_gives_invalid_samples_with_the_reason(tiny_weights, tmp_path):
+def test_geneval2_without_vqa_lists_refused_or_invalid_with_the_reason(tiny_weights, tmp_path):
+    """A suite without the field is refused before generation; a prompt without its list is an invalid sample."""
+    from rtdmd_bench.suites import SUITES
+
     out = tmp_path / "smoke_g2"
     res = runner.invoke(app, ["eval", "--model", "tiny-flux2", "--suite", "smoke", "--rewards", "geneval2",
                               "--limit", "2", "--weights", "tiny", "--out", str(out), "--no-progress"])
-    assert res.exit_code == 0, res.output
-    entry = json.loads((out / "results.json").read_text())["results"]["smoke/geneval2"]
-    assert entry["n"] == 0 and entry["n_invalid"] == 2 and entry["mean"] is None
-    rec = json.loads((out / "samples.jsonl").read_text().splitlines()[0])
-    assert "no GenEval2 vqa_list" in rec["extras"]["geneval2"]["reason"]
+    assert res.exit_code == 2 and "reads the per-prompt field(s) ['vqa_list']" in " ".join(res.output.split())
+    assert not (out / "images").exists()
+    rows = [G2_ROWS[2], {"prompt": "a cat without questions"}]
+    name = _register(tmp_path, "partial_g2", "jsonl", "".join(json.dumps(r) + "\n" for r in rows),
+                     "metadata_fields: [vqa_list]\ndefault_rewards: [geneval2]\n")
+    try:
+        out = tmp_path / "partial"
+        res = runner.invoke(app, ["eval", "--model", "tiny-flux2", "--suite", name, "--weights", "tiny",
+                                  "--out", str(out), "--no-progress"])
+        assert res.exit_code == 0, res.output
+        entry = json.loads((out / "results.json").read_text())["results"][f"{name}/geneval2"]
+        assert entry["n"] == 1 and entry["n_invalid"] == 1
+        rec = json.loads((out / "samples.jsonl").read_text().splitlines()[1])
+        assert "no GenEval2 vqa_list" in rec["extras"]["geneval2"]["reason"]
+    finally:
+        SUITES.remove(name)
 
 
 def test_rtdmd_paper_routes_the_nine_metrics_like_the_reference():

@@ -121,6 +121,22 @@ def test_check_missing_reward_and_unpaired_baseline(make_run, shift, tmp_path):
     assert result.exit_code == 1 and "smoke/clipscore" in result.output
 
 
+def test_check_needs_every_baseline_image_unless_partial(make_run, shift):
+    """A run with 3 of the baseline's 6 prompts, or 1 of its 2 samples per prompt, is not a pass: exit 2 with the
+    coverage, or (``--allow-partial``) a gate on the images both hold, with the coverage printed."""
+    base = make_run("base")
+    for name, kwargs, covered in (("half", {"n_prompts": 3}, "6/12"), ("one", {"images_per_prompt": 1}, "6/12")):
+        run = make_run(name, **kwargs)
+        refused = invoke("check", run, "--baseline", base)
+        assert refused.exit_code == 2 and "does not hold every baseline image" in " ".join(refused.output.split())
+        partial = invoke("check", run, "--baseline", base, "--allow-partial")
+        assert partial.exit_code == 0 and f"coverage: smoke {covered} baseline images" in partial.output
+    worse = make_run("worse", n_prompts=3, score=shift({"pickscore": -0.3}))
+    assert invoke("check", worse, "--baseline", base, "--allow-partial").exit_code == 1
+    full = invoke("check", make_run("same"), "--baseline", base)
+    assert full.exit_code == 0 and "coverage: smoke 12/12 baseline images" in full.output
+
+
 def test_leaderboard_check_detects_stale_file(make_run, tmp_path):
     run = make_run("a")
     out = tmp_path / "README.md"
@@ -142,3 +158,16 @@ def test_tiny_vs_real_is_a_mismatch_and_tiny_is_announced(make_run):
         compare_runs(real, tiny)
     text = render_comparison(compare_runs(tiny, tiny))
     assert "TINY RANDOM WEIGHTS" in text
+
+
+def test_leaderboard_skips_folders_that_are_not_eval_runs(make_run, tmp_path):
+    good = make_run("good")
+    failed = tmp_path / "failed-eval"
+    (failed / "images").mkdir(parents=True)
+    train = tmp_path / "train-run"
+    (train / "checkpoints").mkdir(parents=True)
+    result = invoke("leaderboard", good, failed, train, "--out", tmp_path / "lb.md", "--no-published")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"skipped {failed}: not a finished evaluation run" in text and f"skipped {train}: a training run" in text
+    assert "good" in (tmp_path / "lb.md").read_text()

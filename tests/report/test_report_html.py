@@ -130,3 +130,32 @@ def test_grid_sorts_and_filters_by_reward_in_the_browser(make_run, tmp_path, vie
     cards = re.findall(r'<div class="card( hidden)?" data-order="(\d+)"', dom)
     assert [int(order) for hidden, order in cards if not hidden] == expected
     assert f"{len(expected)} of 9 prompts shown" in dom
+
+
+def test_images_outside_the_run_are_never_read(make_run, tmp_path):
+    """samples.jsonl is untrusted: an absolute path or ``..`` is shown as outside the run, never embedded/linked."""
+    import json
+
+    run = make_run("a")
+    secret = tmp_path / "secret.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(secret)
+    lines = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    lines[0]["image"], lines[1]["image"] = str(secret), "../../secret.png"
+    (run / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    for mode in ("embed", "link"):
+        text = write_report(load_run(run), tmp_path / f"r-{mode}.html", images=mode).read_text()
+        assert text.count("image outside the run, not loaded") == 2
+        assert "secret.png" not in " ".join(a.get("src", "") for t, a in parse(text) if t == "img")
+
+
+def test_a_suite_manifest_cannot_point_outside_its_folder(tmp_path):
+    from rtdmd_bench.suites.manifest import read_manifest
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("a prompt\n")
+    folder = tmp_path / "prompts" / "mine"
+    folder.mkdir(parents=True)
+    (folder / "suite.yaml").write_text("name: mine\nformat: txt\nfile: ../../outside.txt\nn_prompts: 1\n")
+    assert read_manifest(folder / "suite.yaml").installed_path() is None

@@ -83,7 +83,7 @@ def test_checkpointing_under_ddp_and_fsdp2(tiny_weights, tmp_path):
     proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), tiny_weights,
                            str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = torch.load(out, weights_only=False)
+    result = torch.load(out, weights_only=True)
     ref = _reference(tiny_weights)
     assert result["fsdp"]["sharded"] and not result["ddp"]["sharded"]
     for strategy, got in result.items():

@@ -142,7 +142,7 @@ def test_geneval_partial_needs_geneval_rows_before_any_model_loads(tmp_path, mon
     app.command()(train)
     plain = tmp_path / "plain.txt"
     plain.write_text("a cat\na dog\n")
-    for source, needle in (("smoke", "provides ['tag']"), (str(plain), "2 of the 2 prompts")):
+    for source, needle in (("smoke", "field(s) ['include'], which suite 'smoke'"), (str(plain), "2 of the 2 prompts")):
         res = CliRunner().invoke(app, ["--stage", "2", "--model", "tiny-sd35", "--weights", "tiny",
                                        "--out", str(tmp_path / "o"), "--set", "rewards={geneval_partial: 1.0, saturation: 1.0}",
                                        "--set", f"data.prompts={source}"])

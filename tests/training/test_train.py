@@ -28,7 +28,7 @@ def _cli(args: list[str]):
 
 
 def _ckpt(out: Path, step: int) -> dict:
-    return torch.load(out / "checkpoints" / f"checkpoint-{step}" / "state.pt", weights_only=False)
+    return torch.load(out / "checkpoints" / f"checkpoint-{step}" / "state.pt", weights_only=True)
 
 
 def _last_block(sess) -> int:
