@@ -3,11 +3,14 @@ config keys that revive it (``training.term_grads.DeadTermGuard``).
 
     stage1_guard(cfg)              dm (generator updates), fake, consistency
     stage2_guard(cfg, bp_weights)  pg, kl, dm, bp, fake, consistency
+
+``check(run, metrics)`` is what a recipe's step calls; the terms seen alive persist in ``TrainState.extra`` so a
+resumed run does not re-check a term that was alive before (a hinge satisfied late in training is not dead).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rtdmd_bench.training.metrics import to_float
@@ -50,7 +53,7 @@ def _generic(term: str, loss_key: str, m: Mapping[str, Any]) -> str:
     return f"{term} term dead: {loss_key} = {'?' if loss is None else f'{loss:.3g}'}"
 
 
-def stage2_guard(cfg: Any, bp_weights: Mapping[str, float]) -> DeadTermGuard:
+def stage2_guard(cfg: Any, bp_weights: Mapping[str, float], alive: Iterable[str] = ()) -> DeadTermGuard:
     """The guard of a stage-2 (or GRPO) run: every term whose configured weight is non-zero."""
     expected: dict[str, str] = {}
     if cfg.policy.enabled:
@@ -78,10 +81,10 @@ def stage2_guard(cfg: Any, bp_weights: Mapping[str, float]) -> DeadTermGuard:
         key = {"kl": "kl", "fake": "loss_fake_ac", "consistency": "loss_fake_consistency"}[term]
         return _generic(term, key, m)
 
-    return DeadTermGuard(expected, diagnose, cfg.diagnostics.dead_term_patience)
+    return DeadTermGuard(expected, diagnose, cfg.diagnostics.dead_term_patience, alive)
 
 
-def stage1_guard(cfg: Any) -> DeadTermGuard:
+def stage1_guard(cfg: Any, alive: Iterable[str] = ()) -> DeadTermGuard:
     """The guard of a stage-1 (or plain-DMD) run: the generator's DM term and the fake score's terms."""
     expected = {"dm": "dmd.real_guidance_scale (a teacher different from the fake score)",
                 "fake": "renoise.weight_clamp"}
@@ -93,4 +96,14 @@ def stage1_guard(cfg: Any) -> DeadTermGuard:
             return _dm(m)
         return _generic(term, "loss_fake_ac" if term == "fake" else "loss_fake_consistency", m)
 
-    return DeadTermGuard(expected, diagnose, cfg.diagnostics.dead_term_patience)
+    return DeadTermGuard(expected, diagnose, cfg.diagnostics.dead_term_patience, alive)
+
+
+ALIVE_KEY = "alive_terms"  # TrainState.extra key (saved in checkpoints)
+
+
+def check(guard: DeadTermGuard | None, state: Any, metrics: Mapping[str, Any]) -> None:
+    """Run ``guard`` on a step's metrics (raises ``DeadTermError``) and remember the terms seen alive."""
+    if guard is not None:
+        guard.update(metrics)
+        state.extra[ALIVE_KEY] = guard.alive

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from rtdmd_bench.trainers.diagnostics import check
 
 from rtdmd_bench.flow import x0_from_velocity
 from rtdmd_bench.training import loop
@@ -148,8 +149,7 @@ def step(run: Stage1Run) -> dict[str, Any]:
         elif updated:
             ema.step(named_trainable(sess.gen), sess.state.extra["generator_updates"] - 1)
     metrics["loss"] = metrics["loss_fake"] + metrics.get("loss_dmd", 0.0)
-    if run.guard is not None:
-        run.guard.update(metrics)  # a configured term whose gradient stays exactly 0 stops the run here
+    check(run.guard, sess.state, metrics)  # a configured term whose gradient stays exactly 0 stops the run here
     return {**metrics, **sess.timer.pop()}
 
 
@@ -170,10 +170,10 @@ def build(cfg: Stage1Config, cfg_dict: dict, *, weights: str | None, out: str, r
                          fake_optim=cfg.fake_optim, ema_cfg=cfg.ema, out=out, prompts=prompts, metadata=meta,
                          resume=resume, dist=dist, rng_block=cfg.batch_size * dist.world if cfg.train.batched_rng else 0,
                          prompt_source=None if world else cfg.data.prompts)
-    from rtdmd_bench.trainers.diagnostics import stage1_guard
+    from rtdmd_bench.trainers.diagnostics import ALIVE_KEY, stage1_guard
 
     return Stage1Run(sess, PromptSampler(len(prompts), cfg.batch_size, dist.world, dist.rank, cfg.train.seed), cfg,
-                     guard=stage1_guard(cfg))
+                     guard=stage1_guard(cfg, sess.state.extra.get(ALIVE_KEY, ())))
 
 
 def record(run: Stage1Run) -> dict:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
+from rtdmd_bench.trainers.diagnostics import check
 from rtdmd_bench.trainers.stage2_parts import advantages, fake_update, last_step_loss, rollout
 
 from rtdmd_bench import parallel
@@ -295,8 +296,7 @@ def step(run: Stage2Run) -> dict:
                     "selected_steps": sum(10**i * s for i, s in enumerate(selected))})
     with sess.timer.phase("generator_update"):
         metrics.update(generator_update(sess, cfg, traj, prompts, metas, keys, adv, selected, steps, run.bp_rewards))
-    if run.guard is not None:
-        run.guard.update(metrics)  # a configured term whose gradient stays exactly 0 stops the run here
+    check(run.guard, sess.state, metrics)  # a configured term whose gradient stays exactly 0 stops the run here
     return {**metrics, **sess.timer.pop()}
 
 
@@ -332,10 +332,10 @@ def build(cfg: Stage2Config, cfg_dict: dict, *, weights: str | None, out: str, r
                                                                   cfg.reward_options)
     sampler = KRepeatSampler(len(prompts), cfg.sampling.batch_size, cfg.sampling.k, dist.world, dist.rank,
                              cfg.train.seed, cfg.sampling.batches_per_epoch)
-    from rtdmd_bench.trainers.diagnostics import stage2_guard
+    from rtdmd_bench.trainers.diagnostics import ALIVE_KEY, stage2_guard
 
     return Stage2Run(sess, sampler, {k: (all_rewards[k][0], w) for k, w in cfg.rewards.items()},
-                     {k: (all_rewards[k][0], w) for k, w in bp_w.items()}, cfg, guard=stage2_guard(cfg, bp_w))
+                     {k: (all_rewards[k][0], w) for k, w in bp_w.items()}, cfg, guard=stage2_guard(cfg, bp_w, sess.state.extra.get(ALIVE_KEY, ())))
 
 
 def record(run: Stage2Run) -> dict:

@@ -25,7 +25,7 @@ fake update. The measurement uses ``autograd.grad`` w.r.t. the parameter tensors
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -135,13 +135,19 @@ class DeadTermGuard:
             3.0 on 100% of samples").
         patience: measured steps a term may stay exactly zero (0 disables the guard). Only the run's first
             measurements count: a term that was alive and later vanishes (a hinge satisfied) is not an error.
+        alive: terms already seen alive (a resumed run: the recipe keeps ``alive`` in ``TrainState.extra``).
     """
 
     def __init__(self, expected: Mapping[str, str], diagnose: Callable[[str, Mapping[str, Any]], str],
-                 patience: int = 2) -> None:
+                 patience: int = 2, alive: Iterable[str] = ()) -> None:
         self.expected, self.diagnose, self.patience = dict(expected), diagnose, patience
         self._zero: dict[str, int] = {}
-        self._alive: set[str] = set()
+        self._alive: set[str] = set(alive)
+
+    @property
+    def alive(self) -> list[str]:
+        """Terms seen with a non-zero gradient so far (sorted; saved with the run for a resume)."""
+        return sorted(self._alive)
 
     def update(self, metrics: Mapping[str, Any]) -> None:
         """Check one step's ``grad_norm/term/*`` metrics; raise ``DeadTermError`` naming term, quantity and fix."""

@@ -80,6 +80,9 @@ def test_guard_ignores_terms_that_were_alive_unmeasured_or_disabled():
     g = _guard()
     for row in ({"grad_norm/term/bp": 1e-9}, {}, {"grad_norm/term/bp": 0.0}, {"grad_norm/term/bp": 0.0}):
         g.update(row)  # alive once: a hinge satisfied later is success, not a dead term
+    assert g.alive == ["bp"]
+    resumed = DeadTermGuard({"bp": "bp.rewards"}, lambda t, m: "", 1, alive=g.alive)  # a resumed run
+    resumed.update({"grad_norm/term/bp": 0.0})
     off = _guard(patience=0)
     for _ in range(3):
         off.update({"grad_norm/term/bp": 0.0})
