@@ -1,7 +1,7 @@
 """Suite manifests: ``prompts/<name>/suite.yaml`` -> ``SuiteSpec`` (torch-free).
 
 Manifest keys: name, version, description, split (``train``: a training prompt set; ``test``: benchmark evaluation
-prompts, which training refuses without ``--allow-test-prompts``), format (txt | jsonl | geneval_jsonl |
+prompts, which training refuses without ``--allow-test-prompts``; a manifest without it is ``test``), format (txt | jsonl | geneval_jsonl |
 geneval2_jsonl | csv | tsv), file, location (``repo``: shipped beside the manifest; ``data``: installed into the user
 data dir by ``prompts import``), sha256, n_prompts, images_per_prompt, metadata_fields, tag_field, default_rewards,
 source, prompt_column (csv/tsv), fetch_url, fetch_dedupe, git_blob_sha1. Unknown keys are errors (strict config
@@ -31,7 +31,7 @@ class SuiteSpec(Spec):
     """One prompt suite. ``target`` is the loader; ``manifest_dir`` is where suite.yaml lives."""
 
     version: str = "1"
-    split: Literal["train", "test", ""] = ""  # required in a manifest (read_manifest)
+    split: Literal["train", "test"] = "test"  # absent = test: training refuses it unless allowed
     format: Literal["txt", "jsonl", "geneval_jsonl", "geneval2_jsonl", "csv", "tsv"] = "txt"
     file: str = ""
     location: Literal["repo", "data"] = "repo"
@@ -121,6 +121,4 @@ def read_manifest(path: Path) -> SuiteSpec:
         raise ConfigError(f"{path}: {exc}") from exc
     if spec.name != path.parent.name:
         raise ConfigError(f"{path}: name {spec.name!r} must equal its folder name {path.parent.name!r}")
-    if spec.split not in ("train", "test"):
-        raise ConfigError(f"{path}: 'split' must be 'train' (a training prompt set) or 'test' (evaluation prompts)")
     return spec

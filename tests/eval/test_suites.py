@@ -158,7 +158,9 @@ def test_every_manifest_is_consistent(name):
     from rtdmd_bench.rewards import reward_spec
 
     spec = SUITES.spec(name)
-    assert spec.split in ("train", "test"), name
+    from rtdmd_bench.config import read_yaml
+
+    assert read_yaml(Path(spec.manifest_dir) / "suite.yaml").get("split") in ("train", "test"), name  # explicit
     assert (spec.n_prompts > 0 and len(spec.sha256) == 64) or (
         spec.location == "data" and len(spec.git_blob_sha1) == 40 and not spec.sha256 and spec.source), name
     for reward in spec.default_rewards:

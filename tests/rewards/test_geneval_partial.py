@@ -105,7 +105,8 @@ def test_colour_clause_needs_a_classifier():
 
 
 def test_tiny_scorer_end_to_end_and_option(built, reward_root):
-    from rtdmd_bench.rewards import build, reward_identity
+    from rtdmd_bench.rewards import reward_identity, reward_options
+    from rtdmd_bench.rewards.geneval_partial import GenEvalPartial
 
     meta = [{"tag": "single_object", "include": [DOG]},
             {"tag": "position", "include": [DOG, LEFT_OF_DOG]}]
@@ -113,8 +114,12 @@ def test_tiny_scorer_end_to_end_and_option(built, reward_root):
     out = built("geneval_partial")(images, None, meta)
     assert out.scores.shape == (2,) and out.valid.all() and set(out.parts) == {"exact"}
     assert len(out.extras["credits"][1]) >= 2 and all(torch.isfinite(out.scores))
-    fixed = build("geneval_partial", weights=reward_root, options={"position_quirk": False})
-    assert fixed.options.position_quirk is False and built("geneval_partial").options.position_quirk is True
+    reference = built("geneval_partial")
+    fixed = GenEvalPartial(reference.detector, reference.colours, reward_options("geneval_partial",
+                                                                               {"position_quirk": False}))
+    assert fixed.options.position_quirk is False and reference.options.position_quirk is True
+    both = [m(images, None, meta) for m in (reference, fixed)]  # same detections, only the quirk differs
+    assert both[0].extras["reason"] == both[1].extras["reason"]
     assert reward_identity("geneval_partial", reward_root, {"position_quirk": False})["version"] == \
         "geneval-partial-fixed-1"
     assert reward_identity("geneval_partial", reward_root)["version"] == "geneval-partial-rtdmd-1"

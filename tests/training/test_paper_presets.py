@@ -174,7 +174,7 @@ def tiny_geneval_train(register_suite):
 
 
 TINY = ["model.name=tiny-sd35", "model.height=null", "model.width=null", "train.save_every=0",
-        "train.console_every=0", "train.log_backends=[]"]
+        "train.console_every=0", "train.log_backends=[]"]  # keeps the paper's gradient checkpointing
 
 
 def test_paper_presets_on_tiny_weights(tiny_weights, tiny_geneval_train, tmp_path):
