@@ -9,5 +9,8 @@ trainers``):
     dmd            baseline: plain DMD (the stage-1 recipe with other defaults)
     grpo           baseline: pure Flow-GRPO (the stage-2 recipe with other defaults)
 
-Configs: ``configs/<stage1|stage2|dmd|grpo>/<backbone>.yaml``.
+Shared pieces: ``common`` (backbone/reward construction, start-up validation), ``diagnostics`` (the dead-term guards).
+
+Configs: ``configs/<stage1|stage2|dmd|grpo>/<backbone>.yaml``; ``<backbone>.yaml`` is the paper preset (the
+reference's behaviour) and ``<backbone>-fixed.yaml`` the corrected variant (docs/reproduce.md).
 """

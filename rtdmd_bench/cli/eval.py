@@ -113,6 +113,11 @@ def eval_command(
             raise typer.Exit(130) from None
     if results is not None:
         console.print(results_table(results))
+        for sid, suite in (results.get("suites") or {}).items():
+            if suite.get("trained_on_prompts"):  # eval.contamination: the numbers on this suite are not held out
+                o = suite["trained_on_prompts"]
+                console.print(f"⚠ trained on these prompts: {sid} ({o['n_overlap']} of {o['n_prompts']} evaluated "
+                              "prompts are in the model's training prompts)", style="bold yellow", markup=False)
         run = results["run"]
         rate = run.get("images_per_s")
         measured = " (measured when the images were generated)" if run.get("throughput_from") else ""

@@ -182,9 +182,14 @@ def assemble(cfg: EvalConfig, plan, model_info: dict[str, Any], entries: dict[st
     """The full results.json object (schema in eval/schema.py). ``reward_info``: ``rewards.reward_identity``
     per reward (effective version/units, options, model files)."""
     from rtdmd_bench import __version__
+    from rtdmd_bench.eval.contamination import trained_on
     from rtdmd_bench.eval.schema import SCHEMA_VERSION
     from rtdmd_bench.rewards import reward_spec
 
+    overlap = trained_on({n: {it.prompt for it in plan.items if it.suite == n} for n in plan.suites}, model_info)
+    for entry in entries.values():  # every number on prompts the model was trained on carries the flag
+        if entry.get("suite") in overlap:
+            entry["trained_on_prompts"] = True
     suites = {}
     for name, spec in plan.suites.items():
         used = plan.n_prompts_used[name]
@@ -195,6 +200,7 @@ def assemble(cfg: EvalConfig, plan, model_info: dict[str, Any], entries: dict[st
             "images_per_prompt": cfg.samples_per_prompt or spec.images_per_prompt,
             "prompt_ids": f"first {used} prompts of the file (ids 0..{used - 1})", "source": spec.source,
             **({"user_suite": True} if getattr(spec, "user_suite", False) else {}),
+            "split": spec.split, **({"trained_on_prompts": overlap[name]} if name in overlap else {}),
         }
     names = sorted({r for rs in plan.rewards.values() for r in rs})
     rewards = {n: {"version": s.version, "units": s.units, "higher_is_better": s.higher_is_better,

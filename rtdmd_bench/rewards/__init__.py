@@ -82,6 +82,10 @@ REWARDS.add(RewardSpec(
            ("google-bert/bert-base-uncased", "vocab.txt,tokenizer_config.json,tokenizer.json,config.json",
             "imagereward/bert-base-uncased")),
 ))
+_GENEVAL_FILES = ("geneval/mask2former-swin-small-coco-instance", "geneval/clip-vit-large-patch14-openai")
+_GENEVAL_FETCH = (("facebook/mask2former-swin-small-coco-instance", _HF_MODEL_PATTERNS, _GENEVAL_FILES[0]),
+                  ("timm/vit_large_patch14_clip_224.openai", "open_clip_config.json,open_clip_model.safetensors",
+                   _GENEVAL_FILES[1]))
 REWARDS.add(RewardSpec(
     name="geneval", target="rtdmd_bench.rewards.geneval:GenEval",
     description="GenEval: Mask2Former (COCO instance) detections + CLIP colour classifier + the official rules",
@@ -89,11 +93,17 @@ REWARDS.add(RewardSpec(
     value_range=(0.0, 1.0), typical_range=(0.4, 0.95), needs_prompt=False, needs_metadata=True,
     metadata_keys=("tag", "include"),
     headline="macro_over_tags",
-    weight_files=("geneval/mask2former-swin-small-coco-instance", "geneval/clip-vit-large-patch14-openai"),
-    fetch=(("facebook/mask2former-swin-small-coco-instance", _HF_MODEL_PATTERNS,
-            "geneval/mask2former-swin-small-coco-instance"),
-           ("timm/vit_large_patch14_clip_224.openai", "open_clip_config.json,open_clip_model.safetensors",
-            "geneval/clip-vit-large-patch14-openai")),
+    weight_files=_GENEVAL_FILES, fetch=_GENEVAL_FETCH,
+))
+REWARDS.add(RewardSpec(
+    name="geneval_partial", target="rtdmd_bench.rewards.geneval_partial:GenEvalPartial",
+    description="GenEval partial credit (the RTDMD reference's training reward: mean of per-clause count/colour/"
+                "position credits over all detections); evaluation uses the official 0/1 geneval",
+    version="geneval-partial-rtdmd-1", units="partial credit (mean of clause credits)", higher_is_better=True,
+    differentiable=False, value_range=None, typical_range=(0.3, 0.95), needs_prompt=False, needs_metadata=True,
+    metadata_keys=("tag", "include"),
+    weight_files=_GENEVAL_FILES, fetch=_GENEVAL_FETCH,
+    options=(("position_quirk", "true"),),
 ))
 REWARDS.add(RewardSpec(
     name="hpsv3", target="rtdmd_bench.rewards.hpsv3:HPSv3",

@@ -163,13 +163,15 @@ def load_prompts(spec, verify: bool = True) -> list[PromptRecord]:
         how = f"rtdmd-bench prompts import {spec.name} FILE" + (
             f"  (or `rtdmd-bench prompts fetch {spec.name}` with network access)" if spec.fetch_url else "")
         raise FileNotFoundError(f"suite {spec.name!r} is not installed (expected {spec.data_path()}). Run: {how}")
-    if verify and spec.sha256:
+    sha, n = spec.expected()  # the manifest's, or what the first import recorded
+    said = "manifest says" if spec.sha256 else "its first import recorded"
+    if verify and sha:
         digest = sha256_file(path)
-        if digest != spec.sha256:
+        if digest != sha:
             raise SuiteChecksumError(
-                f"suite {spec.id}: {path} has sha256 {digest}, manifest says {spec.sha256}. The file was changed "
+                f"suite {spec.id}: {path} has sha256 {digest}, {said} {sha}. The file was changed "
                 f"or is a different version; re-import the canonical file or bump the suite version.")
     records = to_records(parse_file(path, spec.format, spec.prompt_column), spec.tag_field)
-    if verify and spec.n_prompts and len(records) != spec.n_prompts:
-        raise SuiteChecksumError(f"suite {spec.id}: {path} has {len(records)} prompts, manifest says {spec.n_prompts}")
+    if verify and n and len(records) != n:
+        raise SuiteChecksumError(f"suite {spec.id}: {path} has {len(records)} prompts, {said} {n}")
     return records

@@ -1,9 +1,15 @@
 """Suite manifests: ``prompts/<name>/suite.yaml`` -> ``SuiteSpec`` (torch-free).
 
-Manifest keys: name, version, description, format (txt | jsonl | geneval_jsonl | geneval2_jsonl | csv | tsv), file, location
-(``repo``: shipped beside the manifest; ``data``: installed into the user data dir by ``prompts import``),
-sha256, n_prompts, images_per_prompt, metadata_fields, tag_field, default_rewards, source, prompt_column
-(csv/tsv), fetch_url, fetch_dedupe, user_suite. Unknown keys are errors (strict config loader).
+Manifest keys: name, version, description, split (``train``: a training prompt set; ``test``: benchmark evaluation
+prompts, which training refuses without ``--allow-test-prompts``; a manifest without it is ``test``), format (txt | jsonl | geneval_jsonl |
+geneval2_jsonl | csv | tsv), file, location (``repo``: shipped beside the manifest; ``data``: installed into the user
+data dir by ``prompts import``), sha256, n_prompts, images_per_prompt, metadata_fields, tag_field, default_rewards,
+source, prompt_column (csv/tsv), fetch_url, fetch_dedupe, git_blob_sha1, user_suite. Unknown keys are errors (strict config
+loader).
+
+A set whose canonical file was never available here has ``sha256: ""`` and ``n_prompts: 0`` and names its file by
+``git_blob_sha1`` (the blob id in its source repository's tree, which ``prompts import`` verifies); the sha256 and
+count seen on the first import are recorded beside the installed file (``PROVENANCE``) and verified on every load.
 
 User suites: a folder ``<dir>/<name>/suite.yaml`` next to its prompt file (``location: repo``), found in the user
 suites dir (``rtdmd-bench prompts add`` writes there: ``$RTDMD_BENCH_DATA/suites``), in every dir of
@@ -21,6 +27,7 @@ from typing import Literal
 from rtdmd_bench.config import build, read_yaml
 from rtdmd_bench.registry import Spec
 
+PROVENANCE = "PROVENANCE.json"
 FORMATS = ("txt", "jsonl", "geneval_jsonl", "geneval2_jsonl", "csv", "tsv")
 
 
@@ -29,6 +36,7 @@ class SuiteSpec(Spec):
     """One prompt suite. ``target`` is the loader; ``manifest_dir`` is where suite.yaml lives."""
 
     version: str = "1"
+    split: Literal["train", "test"] = "test"  # absent = test: training refuses it unless allowed
     format: Literal["txt", "jsonl", "geneval_jsonl", "geneval2_jsonl", "csv", "tsv"] = "txt"
     file: str = ""
     location: Literal["repo", "data"] = "repo"
@@ -43,6 +51,7 @@ class SuiteSpec(Spec):
     fetch_url: str | None = None
     fetch_dedupe: bool = False
     user_suite: bool = False
+    git_blob_sha1: str = ""
     manifest_dir: str = ""
 
     @property
@@ -53,7 +62,8 @@ class SuiteSpec(Spec):
     def summary(self) -> dict[str, str]:
         return {
             "version": self.version,
-            "prompts": str(self.n_prompts),
+            "split": self.split,
+            "prompts": str(self.n_prompts or "? (recorded on import)"),
             "imgs/prompt": str(self.images_per_prompt),
             "rewards": ",".join(self.default_rewards),
             "installed": ("user suite" if self.user_suite else "yes") if self.installed_path() else "no (prompts import)",
@@ -62,6 +72,23 @@ class SuiteSpec(Spec):
     def data_path(self) -> Path:
         """Where ``prompts import`` installs a ``location: data`` suite."""
         return data_dir() / "prompts" / self.name / self.file
+
+    def provenance_path(self) -> Path:
+        """The record of the first import of a set without a manifest sha256 (``PROVENANCE`` beside the file)."""
+        return self.data_path().with_name(PROVENANCE)
+
+    def expected(self) -> tuple[str, int]:
+        """``(sha256, n_prompts)`` to verify against: the manifest's, else those recorded on the first import
+        (``("", 0)`` when neither exists)."""
+        if self.sha256:
+            return self.sha256, self.n_prompts
+        import json
+
+        try:
+            rec = json.loads(self.provenance_path().read_text(encoding="utf-8"))
+            return str(rec["sha256"]), int(rec["n_prompts"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return "", self.n_prompts
 
     def installed_path(self) -> Path | None:
         """The prompt file if present (beside the manifest or installed in the data dir), else None. ``file`` never

@@ -22,7 +22,7 @@ def _register(tmp_path, name: str, fmt: str, data: str, extra: str):
     (d / "prompts.txt").write_text(data)
     n = len([x for x in data.splitlines() if x.strip()])
     (d / "suite.yaml").write_text(
-        f"name: {name}\nversion: '1'\nformat: {fmt}\nfile: prompts.txt\nlocation: repo\n"
+        f"name: {name}\nversion: '1'\nsplit: test\nformat: {fmt}\nfile: prompts.txt\nlocation: repo\n"
         f"sha256: {hashlib.sha256(data.encode()).hexdigest()}\nn_prompts: {n}\n{extra}")
     SUITES.add(read_manifest(d / "suite.yaml"))
     return name

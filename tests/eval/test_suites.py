@@ -45,7 +45,7 @@ def test_import_dedupes_the_reference_five_fold_file(tmp_path, monkeypatch):
     canonical = "b prompt\na prompt\n"
     sha = hashlib.sha256(canonical.encode()).hexdigest()
     (base / "suite.yaml").write_text(
-        f"name: mini\nversion: '1'\nformat: txt\nfile: mini.txt\nlocation: data\nsha256: {sha}\nn_prompts: 2\n"
+        f"name: mini\nversion: '1'\nsplit: test\nformat: txt\nfile: mini.txt\nlocation: data\nsha256: {sha}\nn_prompts: 2\n"
         "fetch_dedupe: true\ndefault_rewards: [saturation]\n")
     from rtdmd_bench.suites.manifest import read_manifest
 
@@ -152,12 +152,17 @@ def test_changed_repo_suite_fails_checksum(tmp_path):
 
 @pytest.mark.parametrize("name", SUITES.names())
 def test_every_manifest_is_consistent(name):
-    """The contract of a suite manifest (docs/extending.md): known default rewards that get the inputs they need,
-    a checksum and a count, and a repo-shipped file that verifies."""
+    """The contract of a suite manifest (docs/extending.md): a split, known default rewards that get the inputs
+    they need, a checksum and a count (or, for a set never available here, the git blob id of its source file),
+    and a repo-shipped file that verifies."""
     from rtdmd_bench.rewards import reward_spec
 
     spec = SUITES.spec(name)
-    assert spec.n_prompts > 0 and len(spec.sha256) == 64, name
+    from rtdmd_bench.config import read_yaml
+
+    assert read_yaml(Path(spec.manifest_dir) / "suite.yaml").get("split") in ("train", "test"), name  # explicit
+    assert (spec.n_prompts > 0 and len(spec.sha256) == 64) or (
+        spec.location == "data" and len(spec.git_blob_sha1) == 40 and not spec.sha256 and spec.source), name
     for reward in spec.default_rewards:
         rs = reward_spec(reward)
         assert not rs.needs_metadata or spec.metadata_fields, (name, reward)

@@ -53,6 +53,11 @@ def test_train_tiny(stage, model, tiny_weights, tmp_path):
         assert "loss_fake" in r and "loss_dmd" in r and any(k.startswith("time/") for k in r)
         if stage == 2:
             assert {"loss_bp", "clip_frac", "adv/std", "adv/kept", "reward/clipscore", "grad_norm/generator"} <= set(r)
+            assert r["bp/hinge_active"] == 1.0 and r["adv/share/clipscore"] + r["adv/share/saturation"] == \
+                pytest.approx(1.0) and r["reward_spread/clipscore"] > 0
+        # every configured term contributes a gradient, logged each step (stage 1: dm on its generator updates)
+        terms = ("pg", "dm", "bp", "fake", "consistency") if stage == 2 else ("dm", "fake", "consistency")
+        assert all(r[f"grad_norm/term/{t}"] > 0 for t in terms), r
     c1, c2 = _ckpt(tmp_path, 1), _ckpt(tmp_path, 2)
     for net in ("generator", "fake"):
         assert c2["nets"][net], net
@@ -150,6 +155,8 @@ def test_fsdp2_stage2_runs(tiny_weights, tmp_path):
                "--set", "train.parallel=fsdp"], out)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and all(v is not None for v in rows[0].values())
+    # per-term norms w.r.t. the unsharded parameters the FSDP2 forward used, averaged over the ranks
+    assert all(rows[0][f"grad_norm/term/{t}"] > 0 for t in ("pg", "dm", "bp", "fake", "consistency")), rows[0]
     state = _ckpt(out, 1)
     assert state["world"] == 2 and all(torch.isfinite(v).all() for v in state["nets"]["generator"].values())
     assert (out / "lora" / "generator_ema.pt").is_file()
