@@ -21,6 +21,7 @@ from rtdmd_bench.flow import sigma_batch, timestep_to_sigma
 from rtdmd_bench.losses.dmd import kl_time_weight
 from rtdmd_bench.losses.policy import group_advantages, leave_one_out_advantages
 from rtdmd_bench.losses.reward_bp import reward_bp_loss
+from rtdmd_bench.losses.tilt import tilt_effective_sample_size, tilt_weights
 from rtdmd_bench.training.fake_score import fake_score_step, final_sample_batches, renoise_draws
 from rtdmd_bench.training.samplers import KRepeatSampler, shared_step_noise
 from rtdmd_bench.training.session import Session
@@ -65,11 +66,20 @@ def rollout(sess: Session, cfg: Any, sampler: KRepeatSampler, rewards: dict, sel
     return traj, prompts, metas, keys, {k: torch.cat(v) for k, v in scores.items()}
 
 
-def fake_update(sess: Session, cfg: Any, traj: Trajectory, prompts: list[str], keys: list[int]) -> dict:
+def fake_update(sess: Session, cfg: Any, traj: Trajectory, prompts: list[str], keys: list[int],
+                scores: dict[str, Tensor]) -> dict:
     """One AdamW step of the fake score on all local final outputs, s = 0, in ``aux.fake_batch_size`` chunks
-    (§4.6, P14)."""
-    batches = final_sample_batches(sess, traj.final, prompts, keys, cfg.aux.fake_batch_size)
-    return fake_score_step(sess, batches, cfg.renoise, cfg.aux.consistency, cfg.fake_optim.max_grad_norm)
+    (§4.6, P14). With ``aux.tilt_beta`` > 0 each output is weighted by ``losses.tilt.tilt_weights`` of its reward
+    ``R = Σ_k w_k r_k``, normalised over every rank's rollouts (the calibrated mode)."""
+    weights, logs = None, {}
+    if cfg.aux.tilt_beta > 0:
+        r = sum(float(w) * scores[k].float() for k, w in cfg.rewards.items())
+        n, rank = len(keys), sess.dist.rank
+        all_w = tilt_weights(parallel.all_gather_tensor(r, sess.dist), cfg.aux.tilt_beta)
+        weights = all_w[rank * n:(rank + 1) * n].to(traj.final.device)
+        logs = {"tilt/ess_frac": tilt_effective_sample_size(all_w) / all_w.numel(), "tilt/w_max": all_w.max()}
+    batches = final_sample_batches(sess, traj.final, prompts, keys, cfg.aux.fake_batch_size, weights)
+    return {**fake_score_step(sess, batches, cfg.renoise, cfg.aux.consistency, cfg.fake_optim.max_grad_norm), **logs}
 
 
 def advantages(sess: Session, cfg: Any, prompts: list[str], scores: dict) -> Tensor:

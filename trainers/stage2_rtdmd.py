@@ -94,6 +94,11 @@ class AuxSection:
     ``time_weight: kl`` (per-sample ``D·(1−t)²/t²``, the DMD gradient becomes ∇KL(p_θ,t‖p_t) in nats) and
     ``path: chain`` (the DM gradient reaches every generator step through the reparameterised rollout; with DM on
     the last step only, nothing pulls the mode-choosing early steps towards the teacher).
+
+    ``tilt_beta`` β > 0 is the calibrated mode (``losses.tilt``): the fake score learns ``q·exp(−βR)`` (its loss
+    weights each rollout by ``exp(−βR)``, normalised over the epoch batch; R = the ``rewards``-weighted sum of raw
+    scores), so the DM term alone has the fixed point ``p̃ ∝ p·exp(βR)`` whatever its weighting; it requires
+    ``policy.enabled: false`` and ``bp.enabled: false`` (they would add a second, uncalibrated tilt).
     """
 
     loss: Literal["ac_dmd", "dmd", "none"] = "ac_dmd"
@@ -103,6 +108,7 @@ class AuxSection:
     time_weight: Literal["none", "kl"] = "none"
     path: Literal["last_step", "chain"] = "last_step"
     fake_batch_size: int = 8
+    tilt_beta: float = 0.0
     consistency: ConsistencySection = field(default_factory=ConsistencySection)
 
 
@@ -164,6 +170,18 @@ def validate(cfg: Stage2Config, world: int | None = None) -> None:
                          f"batch_size×batches_per_epoch = {n_local}")
     if cfg.bp.enabled and not bp_weights(cfg):
         raise ValueError("bp.enabled but none of the training rewards is differentiable; set bp.rewards")
+    check_tilt(cfg)
+
+
+def check_tilt(cfg: Stage2Config) -> None:
+    """The calibrated mode (``aux.tilt_beta`` > 0) needs the DM term and no second source of tilt."""
+    if cfg.aux.tilt_beta < 0:
+        raise ValueError(f"aux.tilt_beta={cfg.aux.tilt_beta} must be >= 0 (0 = off)")
+    fixes = [fix for fix, bad in (("aux.loss=ac_dmd", cfg.aux.loss == "none"), ("policy.enabled=false",
+                                  cfg.policy.enabled), ("bp.enabled=false", cfg.bp.enabled)) if bad]
+    if cfg.aux.tilt_beta > 0 and fixes:
+        raise ValueError(f"aux.tilt_beta={cfg.aux.tilt_beta} (the calibrated tilt through the fake score) needs the "
+                         f"DM term and no second tilt; set {', '.join(fixes)}")
 
 
 def trained_steps(cfg: Stage2Config, seed: int, epoch: int, n_steps: int) -> tuple[list[int], list[int]]:
@@ -250,7 +268,7 @@ def step(run: Stage2Run) -> dict:
     metrics: dict[str, Any] = {f"reward/{k}": parallel.all_reduce_mean(v.mean(), sess.dist) for k, v in scores.items()}
     if sess.fake is not None:
         with sess.timer.phase("fake_update"):
-            metrics.update(fake_update(sess, cfg, traj, prompts, keys))
+            metrics.update(fake_update(sess, cfg, traj, prompts, keys, scores))
     adv = advantages(sess, cfg, prompts, scores)
     keep = filter_zero_advantage(adv, cfg.sampling.grad_accum,
                                  sess.rng.generator(sess.state.step, "adv_filter", sess.dist.rank))
@@ -278,6 +296,8 @@ def build(cfg: Stage2Config, cfg_dict: dict, *, weights: str | None, out: str, r
 
     if world is None:
         validate(cfg, parallel.world_size())
+    else:
+        check_tilt(cfg)
     prompts, meta = session.run_prompts(cfg.data, world.prompts if world else None)
     dist = parallel.init(device)
     bb = world.backbone if world else build_backbone(cfg.model, weights, dist.device)

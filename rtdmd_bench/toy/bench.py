@@ -23,11 +23,12 @@ import torch
 
 from rtdmd_bench.toy import metrics
 from rtdmd_bench.toy.distill import TOY_STAGE1, train_stage1
-from rtdmd_bench.toy.finetune import TOY_STAGE2, exact_kl_values, train_stage2
+from rtdmd_bench.toy.finetune import TOY_STAGE2, calibrated_values, exact_kl_values, train_stage2
 from rtdmd_bench.toy.nets import SD35_SIGMAS, ExactTeacher, generate, many_step_sigmas, pretrain
 from rtdmd_bench.toy.rewards import make_reward
 from rtdmd_bench.toy.world import WorldConfig, make_mixture
 
+PLANE = 2  # the ring of modes lives in the first two coordinates of the world
 TEACHERS = ("exact", "mlp")  # closed-form velocity | the imperfect pretrained MLP (teacher error + method error)
 METRICS = ("mmd_teacher", "mmd_tilted", "energy_tilted", "mode_tv_tilted", "mean_reward", "variance_ratio",
            "effective_beta")
@@ -41,10 +42,16 @@ METHODS: dict[str, tuple[str, str, dict[str, Any] | Callable[[BenchConfig], dict
     "rtdmd": ("stage2", "stage2_rtdmd", {}),
     "grpo": ("stage2", "grpo", {}),
     "bp": ("stage2", "stage2_rtdmd", {"policy.enabled": False, "aux.loss": "none"}),
-    "rtdmd_no_subgrpo": ("stage2", "stage2_rtdmd", {"policy.enabled": False}),
+    # the paper's ablations (each removes or changes one thing of rtdmd): "w/o SubGRPO" = the GRPO estimator on
+    # every stochastic step (no subset, no shared noise); no policy gradient; no reward BP; no DM term; no
+    # consistency regulariser of the fake score
+    "rtdmd_pg_all_steps": ("stage2", "stage2_rtdmd", {"policy.step_selection": False}),
+    "rtdmd_no_pg": ("stage2", "stage2_rtdmd", {"policy.enabled": False}),
     "rtdmd_no_bp": ("stage2", "stage2_rtdmd", {"bp.enabled": False}),
+    "rtdmd_no_dm": ("stage2", "stage2_rtdmd", {"aux.loss": "none"}),
     "rtdmd_no_consistency": ("stage2", "stage2_rtdmd", {"aux.consistency.enabled": False}),
     "rtdmd_exact_kl": ("stage2", "stage2_rtdmd", lambda cfg: exact_kl_values(cfg.beta, cfg.exact_t)),
+    "rtdmd_calibrated": ("stage2", "stage2_rtdmd", lambda cfg: calibrated_values(cfg.beta)),
 }
 
 
@@ -103,22 +110,29 @@ class World:
         self.exact_teacher = ExactTeacher(self.data)
 
     def evaluate(self, x: torch.Tensor, g: torch.Generator) -> dict[str, float]:
-        """All metrics of samples ``x [n, 2]`` (fresh exact reference samples of the same size from ``g``)."""
-        n = len(x)
+        """All metrics of samples ``x [n, d]`` (fresh exact reference samples of the same size from ``g``).
+
+        Distances, modes and variances are read on the ring plane (the first two coordinates, against the exact
+        marginals of p and p̃ there: every mode lives in it); the mean reward uses all d coordinates.
+        """
+        n, xp = len(x), x[:, :PLANE]
+        data, tilted = self.data.project(PLANE), self.tilted.project(PLANE)
         return {
-            "mmd_teacher": metrics.mmd(x, self.data.sample(n, g)),
-            "mmd_tilted": metrics.mmd(x, self.tilted.sample(n, g)),
-            "energy_tilted": metrics.energy(x, self.tilted.sample(n, g)),
-            "mode_tv_tilted": metrics.mode_tv(x, self.tilted),
+            "mmd_teacher": metrics.mmd(xp, data.sample(n, g)),
+            "mmd_tilted": metrics.mmd(xp, tilted.sample(n, g)),
+            "energy_tilted": metrics.energy(xp, tilted.sample(n, g)),
+            "mode_tv_tilted": metrics.mode_tv(xp, tilted),
             "mean_reward": metrics.mean_reward(x, self.reward),
-            "variance_ratio": metrics.variance_ratio(x, self.tilted),
-            "effective_beta": metrics.effective_beta(x, self.data, self.reward),
+            "variance_ratio": metrics.variance_ratio(xp, tilted),
+            "effective_beta": metrics.effective_beta(xp, self.data, self.reward),
         }
 
     def noise_floor(self) -> dict[str, float]:
+        """MMD between independent exact sample sets of ``n_eval`` points of p and of p̃ (ring-plane marginals)."""
         n = self.cfg.n_eval
-        return {"mmd_teacher": metrics.noise_floor(lambda k, g: self.data.sample(k, g), metrics.mmd, n),
-                "mmd_tilted": metrics.noise_floor(lambda k, g: self.tilted.sample(k, g), metrics.mmd, n)}
+        data, tilted = self.data.project(PLANE), self.tilted.project(PLANE)
+        return {"mmd_teacher": metrics.noise_floor(lambda k, g: data.sample(k, g), metrics.mmd, n),
+                "mmd_tilted": metrics.noise_floor(lambda k, g: tilted.sample(k, g), metrics.mmd, n)}
 
 
 def run_seed(world: World, methods: Sequence[str], seed: int,

@@ -47,6 +47,12 @@ def exact_kl_values(beta: float, t_range: tuple[float, float]) -> dict[str, Any]
             "renoise.end_timestep": sigma_to_timestep(t_range[1])}
 
 
+def calibrated_values(beta: float) -> dict[str, Any]:
+    """Config values of the calibrated mode at tilt ``beta`` (``aux.tilt_beta``, ``losses.tilt``): DM alone, with
+    a fake score that learns ``q·exp(−βr)``, so its fixed point is ``p̃ ∝ p·exp(βr)``; no policy gradient, no BP."""
+    return {"policy.enabled": False, "bp.enabled": False, "aux.weight": 1.0, "aux.tilt_beta": beta}
+
+
 class ToyRewardModule(nn.Module):
     """Adapter giving a toy reward the registry's call shape ``(images, prompts, metadata) -> .scores [B]``."""
 

@@ -104,19 +104,21 @@ def chain_x0(bb: Backbone, gen: nn.Module, cond: Any, traj: Trajectory) -> Tenso
 def fake_score_term(bb: Backbone, fake: nn.Module, cond: Any, x_s: Tensor, s: Tensor, t_r: Tensor, eps: Tensor,
                     *, scale_out: bool, weight_clamp: tuple[float, float], consistency_weight: float = 0.0,
                     t_prime_r: Tensor | None = None, z_pair: tuple[Tensor, Tensor] | None = None,
-                    two_sample: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+                    two_sample: bool = True, sample_weight: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """Fake-score objective ``L_ac + w_c·L_cons`` on samples ``x_s`` at levels ``s`` (§3.4-3.5; §4.6 with s=0).
 
     Args:
         x_s: ``[B, ...]`` generator samples (detached). t_r: ``[B]`` renoise timesteps (σ = t_r/1000).
         eps: ``ε'`` of the renoising. t_prime_r / z_pair: consistency timesteps and the two transition noises.
+        sample_weight: optional ``[B]`` weights of ``L_ac`` (the calibrated tilt, ``losses.tilt``); the
+            consistency term stays unweighted (every score satisfies it, so it does not move the minimiser).
     """
     t = timestep_to_sigma(t_r)
     with torch.no_grad():
         x_t, _ = renoise(x_s.detach().float(), s, t, eps)
         y, lam = ambient_target(x_s.detach().float(), eps, s, t, scale_out=scale_out)
     v = bb.velocity(fake, x_t, t, cond)
-    l_ac = fake_score_loss(v, y, lam, weight_clamp)
+    l_ac = fake_score_loss(v, y, lam, weight_clamp, sample_weight)
     metrics = {"loss_fake_ac": l_ac.detach()}
     loss = l_ac
     if consistency_weight > 0:
