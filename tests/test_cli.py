@@ -38,7 +38,8 @@ def test_list_shows_metadata():
     res = runner.invoke(app, ["list", "models"], env={"COLUMNS": "250"})
     assert res.exit_code == 0 and "tiny-flux2" in res.output and "flux2-rtdmd" in res.output
     res = runner.invoke(app, ["list", "rewards"], env={"COLUMNS": "250"})
-    assert "pickscore" in res.output and "unavailable" in res.output  # hpsv3 & co. say why
+    assert all(n in res.output for n in ("pickscore", "hpsv3", "geneval2", "ocr")) and "model=ppocrv6-small" in res.output
+    assert "unavailable" not in res.output and "later issue" not in res.output  # no planning text for users
     res = runner.invoke(app, ["list", "suits"])
     assert res.exit_code == 2 and "did you mean 'suites'" in res.output
 

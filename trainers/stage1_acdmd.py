@@ -17,6 +17,7 @@ from rtdmd_bench.training import loop
 from rtdmd_bench.training.config import (
     ConsistencySection,
     DataSection,
+    DiagnosticsSection,
     EMASection,
     EvalSection,
     LoraSection,
@@ -30,6 +31,7 @@ from rtdmd_bench.training.fake_score import FakeBatch, fake_score_step, renoise_
 from rtdmd_bench.training.recipe import InMemoryWorld, Recipe
 from rtdmd_bench.training.samplers import PromptSampler
 from rtdmd_bench.training.session import Session
+from rtdmd_bench.training.term_grads import metric_key
 from rtdmd_bench.training.terms import dmd_generator_term, random_stop_rollout
 
 
@@ -52,6 +54,7 @@ class Stage1Config:
     data: DataSection = field(default_factory=lambda: DataSection(prompts="smoke"))
     train: RunSection = field(default_factory=RunSection)
     batch_size: int = 9
+    expected_world: int = 1  # processes the config is written for (reference: 8 GPUs x 9 = 72 prompts per step)
     lora: LoraSection = field(default_factory=LoraSection)
     generator_optim: OptimSection = field(default_factory=OptimSection)
     fake_optim: OptimSection = field(default_factory=OptimSection)
@@ -60,16 +63,20 @@ class Stage1Config:
     renoise: RenoiseSection = field(default_factory=RenoiseSection)
     consistency: ConsistencySection = field(default_factory=ConsistencySection)
     eval: EvalSection = field(default_factory=EvalSection)
+    diagnostics: DiagnosticsSection = field(default_factory=DiagnosticsSection)
 
 
 def validate(cfg: Stage1Config, world: int | None = None) -> None:
-    """Cheap checks before any model loads (any world size works: the batch is per rank)."""
-    from rtdmd_bench.trainers.common import validate_model
+    """Cheap checks before any model loads: model names, a training prompt set (not a ``test`` suite unless
+    ``data.allow_test_prompts``), positive sizes. Any world size works (the batch is per rank; the reference's
+    global batch is ``batch_size × expected_world``)."""
+    from rtdmd_bench.trainers.common import validate_model, validate_prompts
 
     for name in filter(None, (cfg.model.name, cfg.model.generator_init, cfg.model.fake_init)):
         validate_model(name)
-    if cfg.batch_size < 1 or cfg.dmd.fake_update_ratio < 1:
-        raise ValueError("batch_size and dmd.fake_update_ratio must be >= 1")
+    validate_prompts(cfg.data, ())
+    if cfg.batch_size < 1 or cfg.dmd.fake_update_ratio < 1 or cfg.expected_world < 1:
+        raise ValueError("batch_size, dmd.fake_update_ratio and expected_world must be >= 1")
 
 
 def _rollout(sess: Session, cfg: Stage1Config, cond: Any, keys: list[int], stream: str, grad: bool):
@@ -90,7 +97,7 @@ def fake_update(sess: Session, cfg: Stage1Config, cond: Any, keys: list[int]) ->
     with torch.no_grad():
         x_s, s, stop = _rollout(sess, cfg, cond, keys, "fake", grad=False)
     metrics = fake_score_step(sess, [FakeBatch(cond, x_s, s, keys)], cfg.renoise, cfg.consistency,
-                              cfg.fake_optim.max_grad_norm)
+                              cfg.fake_optim.max_grad_norm, measured_batches=1)
     return {**metrics, "fake/stop": stop, "fake/s_mean": s.mean()}
 
 
@@ -106,7 +113,8 @@ def generator_update(sess: Session, cfg: Stage1Config, cond: Any, uncond: Any, k
     norm = loop.optimizer_step(sess.state.optimizers["generator"], sess.state.schedulers["generator"],
                                sess.state.params("generator"), cfg.generator_optim.max_grad_norm)
     sess.state.extra["generator_updates"] = sess.state.extra.get("generator_updates", 0) + 1
-    return {**metrics, "grad_norm/generator": norm, "gen/stop": stop}
+    # the DM loss is the generator's only term: its gradient norm is the (rank-averaged, pre-clip) total
+    return {**metrics, "grad_norm/generator": norm, metric_key("dm"): norm, "gen/stop": stop}
 
 
 @dataclass
@@ -116,6 +124,7 @@ class Stage1Run:
     sess: Session
     sampler: PromptSampler
     cfg: Stage1Config
+    guard: Any = None  # training.term_grads.DeadTermGuard
 
 
 def step(run: Stage1Run) -> dict[str, Any]:
@@ -139,6 +148,8 @@ def step(run: Stage1Run) -> dict[str, Any]:
         elif updated:
             ema.step(named_trainable(sess.gen), sess.state.extra["generator_updates"] - 1)
     metrics["loss"] = metrics["loss_fake"] + metrics.get("loss_dmd", 0.0)
+    if run.guard is not None:
+        run.guard.update(metrics)  # a configured term whose gradient stays exactly 0 stops the run here
     return {**metrics, **sess.timer.pop()}
 
 
@@ -157,16 +168,21 @@ def build(cfg: Stage1Config, cfg_dict: dict, *, weights: str | None, out: str, r
     bb = world.backbone if world else build_backbone(cfg.model, weights, dist.device)
     sess = session.start(bb=bb, cfg_dict=cfg_dict, run=cfg.train, lora_cfg=cfg.lora, gen_optim=cfg.generator_optim,
                          fake_optim=cfg.fake_optim, ema_cfg=cfg.ema, out=out, prompts=prompts, metadata=meta,
-                         resume=resume, dist=dist, rng_block=cfg.batch_size * dist.world if cfg.train.batched_rng else 0)
-    return Stage1Run(sess, PromptSampler(len(prompts), cfg.batch_size, dist.world, dist.rank, cfg.train.seed), cfg)
+                         resume=resume, dist=dist, rng_block=cfg.batch_size * dist.world if cfg.train.batched_rng else 0,
+                         prompt_source=None if world else cfg.data.prompts)
+    from rtdmd_bench.trainers.diagnostics import stage1_guard
+
+    return Stage1Run(sess, PromptSampler(len(prompts), cfg.batch_size, dist.world, dist.rank, cfg.train.seed), cfg,
+                     guard=stage1_guard(cfg))
 
 
 def record(run: Stage1Run) -> dict:
-    """``training.json`` of the export: stage 1, no rewards."""
-    from rtdmd_bench.training import lora
+    """``training.json`` of the export: stage 1, no rewards; the training prompts (``session.prompts_record``)."""
+    from rtdmd_bench.training import lora, session
 
     trainer = type(run.cfg).__name__.removesuffix("Config").lower()  # stage1 | dmd
-    return lora.training_record(1, trainer, {}, run.cfg.model.name, run.sess.state.step)
+    return lora.training_record(1, trainer, {}, run.cfg.model.name, run.sess.state.step,
+                                prompts=session.prompts_record(run.sess, run.cfg.data))
 
 
 RECIPE = Recipe(config=Stage1Config, validate=validate, build=build, step=step, record=record)

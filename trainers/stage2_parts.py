@@ -19,7 +19,13 @@ from torch import Tensor
 from rtdmd_bench import parallel
 from rtdmd_bench.flow import sigma_batch, timestep_to_sigma
 from rtdmd_bench.losses.dmd import kl_time_weight
-from rtdmd_bench.losses.policy import group_advantages, leave_one_out_advantages
+from rtdmd_bench.losses.policy import (
+    advantage_shares,
+    group_advantages,
+    group_spread,
+    leave_one_out_advantages,
+    reward_advantages,
+)
 from rtdmd_bench.losses.reward_bp import reward_bp_loss
 from rtdmd_bench.losses.tilt import tilt_effective_sample_size, tilt_weights
 from rtdmd_bench.training.fake_score import fake_score_step, final_sample_batches, renoise_draws
@@ -79,14 +85,17 @@ def fake_update(sess: Session, cfg: Any, traj: Trajectory, prompts: list[str], k
         weights = all_w[rank * n:(rank + 1) * n].to(traj.final.device)
         logs = {"tilt/ess_frac": tilt_effective_sample_size(all_w) / all_w.numel(), "tilt/w_max": all_w.max()}
     batches = final_sample_batches(sess, traj.final, prompts, keys, cfg.aux.fake_batch_size, weights)
-    return {**fake_score_step(sess, batches, cfg.renoise, cfg.aux.consistency, cfg.fake_optim.max_grad_norm), **logs}
+    return {**fake_score_step(sess, batches, cfg.renoise, cfg.aux.consistency, cfg.fake_optim.max_grad_norm,
+                              measured_batches=cfg.diagnostics.term_grad_subbatches), **logs}
 
 
-def advantages(sess: Session, cfg: Any, prompts: list[str], scores: dict) -> Tensor:
-    """Global group advantages over every rank's rollouts; returns this rank's slice ``[N_local]``.
+def advantages(sess: Session, cfg: Any, prompts: list[str], scores: dict) -> tuple[Tensor, dict]:
+    """Global group advantages over every rank's rollouts: ``(this rank's slice [N_local], metrics)``.
 
     ``advantages.mode``: ``standardized`` = eq. 4.1 (per-reward group mean / global std, re-standardised);
-    ``raw_loo`` = ``leave_one_out_advantages`` with ``advantages.beta``.
+    ``raw_loo`` = ``leave_one_out_advantages`` with ``advantages.beta``. Metrics per reward k: ``reward_spread/k``
+    (mean within-group std: 0 means k cannot rank a prompt's images) and ``adv/share/k`` (k's share of the
+    advantages before re-standardisation: which reward drives the policy gradient).
     """
     dist = sess.dist
     all_scores = {k: parallel.all_gather_tensor(v, dist) for k, v in scores.items()}
@@ -96,22 +105,26 @@ def advantages(sess: Session, cfg: Any, prompts: list[str], scores: dict) -> Ten
     a_cfg = cfg.advantages
     if a_cfg.mode == "raw_loo":
         a = leave_one_out_advantages(all_scores, cfg.rewards, group_ids, a_cfg.beta)
+        parts = reward_advantages(all_scores, cfg.rewards, group_ids, standardize=False)
     else:
         a = group_advantages(all_scores, cfg.rewards, group_ids, a_cfg.global_std, a_cfg.eps)
+        parts = reward_advantages(all_scores, cfg.rewards, group_ids, a_cfg.global_std, a_cfg.eps)
+    metrics = {f"reward_spread/{k}": group_spread(all_scores[k], group_ids) for k in cfg.rewards}
+    metrics.update({f"adv/share/{k}": v for k, v in advantage_shares(parts).items()})
     n = len(prompts)
-    return a[dist.rank * n:(dist.rank + 1) * n]
+    return a[dist.rank * n:(dist.rank + 1) * n], metrics
 
 
 def last_step_loss(sess: Session, cfg: Any, bp_rewards: dict, cond: Any, uncond: Any, traj: Trajectory, j: int,
-                   v: Tensor, mean: Tensor, ps: list[str], ms: list[dict], ks: list[int]) -> tuple[Any, dict]:
-    """``aux.weight``·DM on the final x̂0 plus the BP hinge (§4.7 items 1-2).
+                   v: Tensor, mean: Tensor, ps: list[str], ms: list[dict], ks: list[int]) -> tuple[dict, dict]:
+    """The deterministic last step's terms ``{"dm": aux.weight·DM, "bp": BP hinge}`` (§4.7 items 1-2) and metrics.
 
     DM: classic DMD at s = 0 (the CPS projection to 0 is x̂0, no noise) with ``aux.gradient_normalization`` and
     optional ``aux.time_weight=kl``; on ``mean`` = the one-step x̂0 (``aux.path=last_step``, paper) or on
     ``chain_x0`` (``aux.path=chain``). BP: ``reward_bp_loss`` on the one-step x̂0 from the stored ``x_{N−1}``.
     """
     bb = sess.bb
-    loss, logs = 0.0, {}
+    terms, logs = {}, {}
     if cfg.aux.loss != "none":
         x0 = chain_x0(bb, sess.gen, cond, traj) if cfg.aux.path == "chain" else mean
         s = torch.zeros(len(ks), device=bb.device)
@@ -120,12 +133,13 @@ def last_step_loss(sess: Session, cfg: Any, bp_rewards: dict, cond: Any, uncond:
         l_dm, logs = dmd_generator_term(bb, sess.teacher, sess.fake, cond, uncond, x0, s, t_r, eps,
                                         torch.zeros_like(eps), cfg.aux.real_guidance_scale,
                                         cfg.aux.gradient_normalization, sample_weight=w)
-        loss = cfg.aux.weight * l_dm
+        terms["dm"] = cfg.aux.weight * l_dm
     if bp_rewards:
         with sess.timer.phase("reward_bp"):
             sig = sigma_batch(bb.sigmas[j], len(ks), bb.device)
             l_bp, bp_logs = reward_bp_loss(traj.latents[:, j], v, sig, float(bb.sigmas[j + 1]), bb.decode, bp_rewards,
                                            ps, ms, cfg.bp.margin, cfg.bp.scale, cfg.bp.only_deterministic,
                                            bp_batch_size=cfg.bp.batch_size)
-        loss, logs = loss + l_bp, {**logs, "loss_bp": l_bp.detach(), **bp_logs}
-    return loss, logs
+        terms["bp"] = l_bp
+        logs = {**logs, "loss_bp": l_bp.detach(), **bp_logs}
+    return terms, logs

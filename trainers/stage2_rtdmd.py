@@ -22,6 +22,7 @@ from rtdmd_bench.training import loop
 from rtdmd_bench.training.config import (
     ConsistencySection,
     DataSection,
+    DiagnosticsSection,
     EMASection,
     EvalSection,
     LoraSection,
@@ -32,7 +33,7 @@ from rtdmd_bench.training.config import (
 )
 from rtdmd_bench.training.ema import named_trainable
 from rtdmd_bench.training.recipe import InMemoryWorld, Recipe
-from rtdmd_bench.training.samplers import KRepeatSampler, check_k_repeat, select_train_steps
+from rtdmd_bench.training.samplers import KRepeatSampler, select_train_steps
 from rtdmd_bench.training.session import Session
 from rtdmd_bench.training.terms import kl_to_reference, policy_logprob
 
@@ -114,7 +115,12 @@ class AuxSection:
 
 @dataclass(frozen=True)
 class BPSection:
-    """Reward back-propagation on the deterministic last step; ``rewards: null`` = differentiable training rewards."""
+    """Reward back-propagation on the deterministic last step: ``L_bp = scale·mean relu(margin − R)`` with
+    ``R = Σ_k w_k·r_k`` over ``rewards`` = ``{reward: w_k}`` in each scorer's own units (§4.7; PickScore is raw
+    ``logit_scale·cos`` ≈ 22 here, so the reference's PickScore/26 is ``pickscore: 0.0384615``). ``null``: the
+    differentiable training rewards with their advantage weights. The resolved mapping is written into the run's
+    ``config.json`` and ``training.json``; a hinge that is never active stops the run (``diagnostics``).
+    """
 
     enabled: bool = True
     rewards: dict[str, float] | None = None
@@ -133,6 +139,7 @@ class Stage2Config:
     train: RunSection = field(default_factory=RunSection)
     sampling: SamplingSection = field(default_factory=SamplingSection)
     rewards: dict[str, float] = field(default_factory=lambda: {"saturation": 1.0})
+    reward_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # e.g. {geneval_partial: {position_quirk: true}}
     advantages: AdvantageSection = field(default_factory=AdvantageSection)
     policy: PolicySection = field(default_factory=PolicySection)
     aux: AuxSection = field(default_factory=AuxSection)
@@ -143,6 +150,7 @@ class Stage2Config:
     fake_optim: OptimSection = field(default_factory=OptimSection)
     ema: EMASection = field(default_factory=lambda: EMASection(decay=0.9, update_interval=8, warmup=True))
     eval: EvalSection = field(default_factory=EvalSection)
+    diagnostics: DiagnosticsSection = field(default_factory=DiagnosticsSection)
 
 
 def bp_weights(cfg: Stage2Config) -> dict[str, float]:
@@ -157,13 +165,14 @@ def validate(cfg: Stage2Config, world: int | None = None) -> None:
 
     ``world``: the launch's world size (None: ``sampling.expected_world``, the size the config is written for).
     """
-    from rtdmd_bench.trainers.common import validate_model, validate_rewards
+    from rtdmd_bench.trainers.common import check_world, validate_model, validate_prompts, validate_rewards
 
     world = cfg.sampling.expected_world if world is None else world
     for name in filter(None, (cfg.model.name, cfg.model.generator_init, cfg.model.fake_init)):
         validate_model(name)
-    validate_rewards(cfg.rewards, cfg.bp.rewards if cfg.bp.enabled else None)
-    check_k_repeat(cfg.sampling.batch_size, cfg.sampling.k, world)
+    validate_rewards(cfg.rewards, cfg.bp.rewards if cfg.bp.enabled else None, cfg.reward_options)
+    validate_prompts(cfg.data, cfg.rewards)
+    check_world(cfg.sampling.batch_size, cfg.sampling.k, world, cfg.sampling.expected_world)
     n_local = cfg.sampling.batch_size * cfg.sampling.batches_per_epoch
     if n_local % cfg.sampling.grad_accum:
         raise ValueError(f"sampling.grad_accum={cfg.sampling.grad_accum} must divide the local rollouts per epoch "
@@ -198,39 +207,57 @@ def trained_steps(cfg: Stage2Config, seed: int, epoch: int, n_steps: int) -> tup
 
 
 def generator_update(sess, cfg, traj, prompts, metas, keys, adv, selected, steps, bp_rewards) -> dict:
-    """Sub-batches × trained steps, one backward each, one optimizer step at the end (§4.7)."""
+    """Sub-batches × trained steps, one backward each, one optimizer step at the end (§4.7).
+
+    Per-term gradient norms (``grad_norm/term/{pg,kl,dm,bp}``) are measured on the first
+    ``diagnostics.term_grad_subbatches`` sub-batches (``training.term_grads``).
+    """
+    from contextlib import nullcontext
+
+    from rtdmd_bench.training.term_grads import TermGradMeter, graph_params, metric_key
+
     bb, e = sess.bb, sess.state.step
     n, n_sub, last = len(prompts), cfg.sampling.grad_accum, len(bb.sigmas) - 2
     perm = torch.randperm(n, generator=sess.rng.generator(e, "perm", sess.dist.rank))
-    n_back, done, logs, ppo_logs = n_sub * len(steps), 0, {}, []
+    chunks = perm.chunk(n_sub)
+    n_back, done, logs, ppo_logs, aux_logs = n_sub * len(steps), 0, {}, [], []
+    n_meas = len(chunks) if cfg.diagnostics.term_grad_subbatches <= 0 else min(cfg.diagnostics.term_grad_subbatches,
+                                                                                len(chunks))
+    meter = TermGradMeter(scale=len(chunks) / n_meas)
     w_pg = (last / max(len(selected), 1)) if cfg.policy.subset_correction else 1.0  # (N−1)/|S|
     adv_clip = float("inf") if cfg.advantages.mode == "raw_loo" else cfg.advantages.adv_clip
     ema = sess.state.emas.get("generator")
-    for chunk in perm.chunk(n_sub):
+    for b, chunk in enumerate(chunks):
         idx = chunk.tolist()
         ps, ms, ks = [prompts[i] for i in idx], [metas[i] for i in idx], [keys[i] for i in idx]
         sub = traj.select(chunk.to(traj.latents.device))
         with torch.no_grad():
             cond, uncond = bb.encode(ps), bb.encode_uncond(len(ps))
-        for j in steps:
-            logp, mean, std, v = policy_logprob(bb, sess.gen, cond, sub, j, cfg.sampling.logprob)
-            loss = torch.zeros((), device=bb.device)
-            if j in selected:
-                l_pg, m = clipped_policy_loss(logp, sub.log_probs[:, j], adv[chunk.to(adv.device)],
-                                              cfg.policy.clip_range, adv_clip)
-                loss, ppo_logs = loss + w_pg * l_pg, ppo_logs + [m]
-                if cfg.policy.kl_beta > 0:
-                    from rtdmd_bench.training.lora import adapters_disabled
+        with graph_params(sess.gen) if b < n_meas else nullcontext() as params:
+            for j in steps:
+                logp, mean, std, v = policy_logprob(bb, sess.gen, cond, sub, j, cfg.sampling.logprob)
+                terms: dict[str, torch.Tensor] = {}
+                if j in selected:
+                    l_pg, m = clipped_policy_loss(logp, sub.log_probs[:, j], adv[chunk.to(adv.device)],
+                                                  cfg.policy.clip_range, adv_clip)
+                    terms["pg"], ppo_logs = w_pg * l_pg, ppo_logs + [m]
+                    if cfg.policy.kl_beta > 0:
+                        from rtdmd_bench.training.lora import adapters_disabled
 
-                    with torch.no_grad(), adapters_disabled(parallel.unwrap(sess.gen)):
-                        _, ref_mean, _, _ = policy_logprob(bb, sess.gen, cond, sub, j, cfg.sampling.logprob)
-                    kl = kl_to_reference(mean, ref_mean, std)
-                    loss, logs = loss + cfg.policy.kl_beta * kl, {**logs, "kl": kl.detach()}
-            if j == last:
-                l_aux, aux_logs = last_step_loss(sess, cfg, bp_rewards, cond, uncond, sub, j, v, mean, ps, ms, ks)
-                loss, logs = loss + l_aux, {**logs, **aux_logs}
-            done += 1
-            loop.backward(loss / n_back, sess.gen, sync=done == n_back)
+                        with torch.no_grad(), adapters_disabled(parallel.unwrap(sess.gen)):
+                            _, ref_mean, _, _ = policy_logprob(bb, sess.gen, cond, sub, j, cfg.sampling.logprob)
+                        kl = kl_to_reference(mean, ref_mean, std)
+                        terms["kl"], logs = cfg.policy.kl_beta * kl, {**logs, "kl": kl.detach()}
+                if j == last:
+                    last_terms, step_logs = last_step_loss(sess, cfg, bp_rewards, cond, uncond, sub, j, v, mean, ps,
+                                                           ms, ks)
+                    terms.update(last_terms)
+                    aux_logs.append(step_logs)
+                if params is not None:
+                    meter.add({k: t / n_back for k, t in terms.items()}, params)
+                loss = sum(terms.values(), torch.zeros((), device=bb.device))
+                done += 1
+                loop.backward(loss / n_back, sess.gen, sync=done == n_back)
         if ema is not None and cfg.ema.reference_schedule:  # P7: EMA called per sub-batch with the pre-step counter
             ema.step(named_trainable(sess.gen), e + (1 if done == n_back else 0))
             # (the reference's optimizer step happens inside the last sub-batch, before this call)
@@ -244,7 +271,11 @@ def generator_update(sess, cfg, traj, prompts, metas, keys, adv, selected, steps
     if ppo_logs:
         logs["ratio_min"] = torch.stack([m["ratio_min"] for m in ppo_logs]).min()
         logs["ratio_max"] = torch.stack([m["ratio_max"] for m in ppo_logs]).max()
-    return {**logs, "grad_norm/generator": norm}
+    for k in dict.fromkeys(k for a in aux_logs for k in a):  # over sub-batches: means (loss_dmd, loss_bp, ..), mins
+        vals = torch.stack([torch.as_tensor(a[k], dtype=torch.float32) for a in aux_logs if k in a])
+        logs[k] = vals.min() if k.endswith("_min") else vals.mean()
+    term_norms = meter.norms(lambda t: parallel.all_reduce_mean(t, sess.dist))
+    return {**logs, "grad_norm/generator": norm, **{metric_key(k): v for k, v in term_norms.items()}}
 
 
 @dataclass
@@ -257,6 +288,7 @@ class Stage2Run:
     rewards: dict[str, tuple[Any, float]]
     bp_rewards: dict[str, tuple[Any, float]]
     cfg: Stage2Config
+    guard: Any = None  # training.term_grads.DeadTermGuard
 
 
 def step(run: Stage2Run) -> dict:
@@ -269,7 +301,8 @@ def step(run: Stage2Run) -> dict:
     if sess.fake is not None:
         with sess.timer.phase("fake_update"):
             metrics.update(fake_update(sess, cfg, traj, prompts, keys, scores))
-    adv = advantages(sess, cfg, prompts, scores)
+    adv, adv_metrics = advantages(sess, cfg, prompts, scores)
+    metrics.update(adv_metrics)
     keep = filter_zero_advantage(adv, cfg.sampling.grad_accum,
                                  sess.rng.generator(sess.state.step, "adv_filter", sess.dist.rank))
     if len(keep) < len(prompts):  # §4.5 (rare after re-standardisation); the fake update saw every rollout (P14)
@@ -280,6 +313,8 @@ def step(run: Stage2Run) -> dict:
                     "selected_steps": sum(10**i * s for i, s in enumerate(selected))})
     with sess.timer.phase("generator_update"):
         metrics.update(generator_update(sess, cfg, traj, prompts, metas, keys, adv, selected, steps, run.bp_rewards))
+    if run.guard is not None:
+        run.guard.update(metrics)  # a configured term whose gradient stays exactly 0 stops the run here
     return {**metrics, **sess.timer.pop()}
 
 
@@ -290,41 +325,48 @@ def build(cfg: Stage2Config, cfg_dict: dict, *, weights: str | None, out: str, r
     ``world`` replaces the registry backbone, prompts (empty metadata) and rewards by in-memory objects (the toy):
     its reward modules are taken as differentiable, so BP uses ``bp.rewards`` or all of ``cfg.rewards``.
     """
-    from rtdmd_bench.trainers.common import build_backbone, build_rewards
+    from rtdmd_bench.trainers.common import build_backbone, build_rewards, check_prompt_metadata
 
     from rtdmd_bench.training import session
 
     if world is None:
         validate(cfg, parallel.world_size())
+        bp_w = bp_weights(cfg)
     else:
         check_tilt(cfg)
+        bp_w = (dict(cfg.bp.rewards) if cfg.bp.rewards is not None else dict(cfg.rewards)) if cfg.bp.enabled else {}
     prompts, meta = session.run_prompts(cfg.data, world.prompts if world else None)
+    if world is None:
+        check_prompt_metadata(cfg.data.prompts, meta, cfg.rewards)
+    cfg_dict = {**cfg_dict, "bp": {**cfg_dict.get("bp", {}), "rewards": bp_w}}  # the resolved BP mapping
     dist = parallel.init(device)
     bb = world.backbone if world else build_backbone(cfg.model, weights, dist.device)
     need_fake = cfg.aux.loss != "none"
     sess = session.start(bb=bb, cfg_dict=cfg_dict, run=cfg.train, lora_cfg=cfg.lora, gen_optim=cfg.generator_optim,
                          fake_optim=cfg.fake_optim if need_fake else None, ema_cfg=cfg.ema, out=out, prompts=prompts,
                          metadata=meta, resume=resume, dist=dist,
-                         rng_block=cfg.sampling.batch_size * dist.world if cfg.train.batched_rng else 0)
-    if world is None:
-        bp_w = bp_weights(cfg)
-        all_rewards = build_rewards({**cfg.rewards, **bp_w}, weights, dist.device)
-    else:
-        bp_w = (dict(cfg.bp.rewards) if cfg.bp.rewards is not None else dict(cfg.rewards)) if cfg.bp.enabled else {}
-        all_rewards = dict(world.rewards)
+                         rng_block=cfg.sampling.batch_size * dist.world if cfg.train.batched_rng else 0,
+                         prompt_source=None if world else cfg.data.prompts)
+    all_rewards = dict(world.rewards) if world else build_rewards({**cfg.rewards, **bp_w}, weights, dist.device,
+                                                                  cfg.reward_options)
     sampler = KRepeatSampler(len(prompts), cfg.sampling.batch_size, cfg.sampling.k, dist.world, dist.rank,
                              cfg.train.seed, cfg.sampling.batches_per_epoch)
+    from rtdmd_bench.trainers.diagnostics import stage2_guard
+
     return Stage2Run(sess, sampler, {k: (all_rewards[k][0], w) for k, w in cfg.rewards.items()},
-                     {k: (all_rewards[k][0], w) for k, w in bp_w.items()}, cfg)
+                     {k: (all_rewards[k][0], w) for k, w in bp_w.items()}, cfg, guard=stage2_guard(cfg, bp_w))
 
 
 def record(run: Stage2Run) -> dict:
-    """``training.json`` of the export: the advantage rewards and the BP rewards with their weights."""
-    from rtdmd_bench.training import lora
+    """``training.json`` of the export: the advantage rewards, the resolved BP rewards with their weights and
+    options, and the training prompts (source, split, hashes file; ``session.prompts_record``)."""
+    from rtdmd_bench.training import lora, session
 
     trainer = type(run.cfg).__name__.removesuffix("Config").lower()  # stage2 | grpo
     return lora.training_record(2, trainer, {k: w for k, (_, w) in run.rewards.items()}, run.cfg.model.name,
-                                run.sess.state.step, bp_rewards={k: w for k, (_, w) in run.bp_rewards.items()})
+                                run.sess.state.step, bp_rewards={k: w for k, (_, w) in run.bp_rewards.items()},
+                                reward_options={k: dict(v) for k, v in run.cfg.reward_options.items()},
+                                prompts=session.prompts_record(run.sess, run.cfg.data))
 
 
 RECIPE = Recipe(config=Stage2Config, validate=validate, build=build, step=step, record=record)

@@ -24,8 +24,9 @@ def resolve_config(trainer: str, model: Optional[str], config: Optional[Path], s
     overrides = list(set_ or [])
     path = config
     if path is None and model:
-        candidate = configs_root() / spec.configs / f"{model.replace('-', '_')}.yaml"
-        path = candidate if candidate.is_file() else None
+        folder = configs_root() / spec.configs
+        path = next((c for c in (folder / f"{model}.yaml", folder / f"{model.replace('-', '_')}.yaml")
+                     if c.is_file()), None)
         if path is None:
             overrides.insert(0, f"model.name={model}")
     elif model:
@@ -33,6 +34,13 @@ def resolve_config(trainer: str, model: Optional[str], config: Optional[Path], s
     if steps is not None:
         overrides.append(f"train.steps={steps}")
     return spec, cfglib.load(TRAINERS.get(trainer).config, path, overrides), path
+
+
+def default_run_dir(trainer: str, cfg, config_path: Optional[Path]) -> Path:
+    """``runs/train/<trainer>-<config file stem>`` (``<model name>`` without a config file): the stage-1 output
+    the stage-2 configs' ``lora.*_init_from`` point at (``sd35m.yaml`` -> ``runs/train/stage1_acdmd-sd35m``,
+    ``sd35m-fixed.yaml`` -> ``runs/train/stage1_acdmd-sd35m-fixed``)."""
+    return Path("runs") / "train" / f"{trainer}-{config_path.stem if config_path else cfg.model.name}"
 
 
 def train(
@@ -43,11 +51,15 @@ def train(
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key: --set train.seed=1 (repeatable)."),
     weights: Optional[str] = typer.Option(None, "--weights", help="Weights root, or 'tiny' for tiny random weights."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Train steps (stage 1) / epochs (stage 2)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/train/<trainer>-<model>)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/train/<trainer>-<config "
+                                       "name>, where the stage-2 configs look for stage 1)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda (default: cuda when available)."),
     trainer: Optional[str] = typer.Option(None, "--trainer", help="Recipe by name instead of --stage: "
                                           "stage1_acdmd | stage2_rtdmd | dmd | grpo."),
+    allow_test_prompts: bool = typer.Option(False, "--allow-test-prompts", help="Train on a suite whose split is "
+                                            "'test' (benchmark prompts); recorded in training.json, and evaluations "
+                                            "on these prompts are flagged 'trained on these prompts'."),
 ) -> None:
     """Train a few-step generator with a registered recipe; writes config.json, metrics.jsonl, checkpoints and
     lora/generator_ema.pt (loadable by `rtdmd-bench eval --lora`) under --out."""
@@ -62,10 +74,16 @@ def train(
             if stage not in STAGES:
                 raise ValueError(f"--stage must be 1 or 2 (or pass --trainer NAME), got {stage}")
             trainer = STAGES[stage]
-        spec, cfg, _ = resolve_config(trainer, model, config, set_ or [], steps)
+        sets = list(set_ or []) + (["data.allow_test_prompts=true"] if allow_test_prompts else [])
+        spec, cfg, path = resolve_config(trainer, model, config, sets, steps)
         recipe = TRAINERS.get(spec.name)
         recipe.validate(cfg, parallel.world_size())
-        run_dir = out or Path("runs") / "train" / f"{spec.name}-{cfg.model.name}"
+        expected = getattr(cfg, "expected_world", None)
+        if expected and expected != parallel.world_size() and parallel.rank_world()[0] == 0:
+            err_console.print(f"note: this config is written for {expected} processes (expected_world); this launch "
+                              f"has {parallel.world_size()}, so each step sees {parallel.world_size()}/{expected} of "
+                              f"the reference's global batch", highlight=False, markup=False)
+        run_dir = out or default_run_dir(spec.name, cfg, path)
         from rtdmd_bench.training import checkpoint
 
         try:

@@ -25,7 +25,7 @@ def make_tiny(directory: Path = typer.Argument(..., help="Where to write the tin
 @app.command("fetch")
 def fetch(name: str = typer.Argument(..., help="Model or reward name."),
           weights: Optional[Path] = typer.Option(None, help="Weights root (default $RTDMD_BENCH_WEIGHTS).")) -> None:
-    """Download NAME's files from the Hugging Face Hub into the layout (needs network access)."""
+    """Download NAME's files into the layout (Hugging Face Hub; OCR models from RapidOCR's hosting; needs network)."""
     from rtdmd_bench.models import MODELS
     from rtdmd_bench.rewards import REWARDS
     from rtdmd_bench.weights import resolve_root

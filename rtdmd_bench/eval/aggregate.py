@@ -22,12 +22,40 @@ def _by_prompt(recs: list[dict[str, Any]], reward: str) -> tuple[dict[int, list[
     return groups, invalid
 
 
+def _natural(tag: str) -> tuple:
+    """Numeric tags in numeric order (GenEval2's atom counts 3..10), then the others alphabetically."""
+    return (0, int(tag), "") if tag.isdigit() else (1, 0, tag)
+
+
 def _tag_groups(recs: list[dict[str, Any]], reward: str) -> dict[str, dict[int, list[float]]]:
     by_tag: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for rec in recs:
         if rec.get("tag") is not None:
             by_tag[rec["tag"]].append(rec)
-    return {tag: _by_prompt(by_tag[tag], reward)[0] for tag in sorted(by_tag)}
+    return {tag: _by_prompt(by_tag[tag], reward)[0] for tag in sorted(by_tag, key=_natural)}
+
+
+def _breakdowns(recs: list[dict[str, Any]], reward: str, resamples: int, seed: int) -> dict[str, Any]:
+    """Means of sub-scores a reward reports per image in ``extras[reward]["breakdown"]`` as
+    ``{name: {group: [values]}}`` (GenEval2: ``{"skill": {"count": [atom scores]}}``), over valid images.
+
+    Each group's mean pools all its values (atom level, as GenEval2's per-skill analysis); its CI resamples
+    prompts, the unit of correlation. Returns ``{name: {group: {mean, ci95, n}}}``.
+    """
+    pooled: dict[str, dict[str, dict[int, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for rec in recs:
+        if not rec.get("valid", {}).get(reward, False):
+            continue
+        for name, groups in ((rec.get("extras", {}).get(reward) or {}).get("breakdown") or {}).items():
+            for group, values in groups.items():
+                pooled[name][group][rec["prompt_id"]].extend(float(v) for v in values)
+    out: dict[str, Any] = {}
+    for name in sorted(pooled):
+        out[name] = {}
+        for group in sorted(pooled[name], key=_natural):
+            s = summarize(list(pooled[name][group].values()), resamples, seed)
+            out[name][group] = {"mean": s["mean"], "ci95": s["ci95"], "n": s["n"]}
+    return out
 
 
 def _tags(tag_groups: dict[str, dict[int, list[float]]], resamples: int, seed: int) -> dict[str, dict[str, Any]]:
@@ -71,4 +99,5 @@ def entry(recs: list[dict[str, Any]], suite_spec: Any, name: str, reward_spec: A
         "prompt_level": _prompt_level(groups),
         "headline": headline,
         "headline_ci95": headline_ci,
+        "breakdowns": _breakdowns(recs, name, resamples, seed),
     }

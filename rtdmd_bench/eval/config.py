@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-# Fields that define WHICH images a run holds; a run dir whose config differs in any of them is another run.
-IDENTITY_FIELDS = ("model", "seed", "lora", "overrides", "weights", "dtype", "samples_per_prompt")
+# Fields that define WHICH images a run holds, or how its recorded scores were computed (reward options: a
+# cached score is never recomputed, so another OCR model on the same run dir would mix two scorers); a run
+# dir whose config differs in any of them is another run.
+IDENTITY_FIELDS = ("model", "seed", "lora", "overrides", "weights", "dtype", "samples_per_prompt", "reward_options")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class EvalConfig:
         lora: extra LoRA files merged after the model entry's own stack.
         overrides: sampling overrides.
         bootstrap_resamples: resamples of the prompt bootstrap CI.
+        reward_options: per reward, its options (``--set reward_options.ocr.model=ppocrv4-en``); names are
+            checked against each reward's declared options before anything loads.
         out: run directory.
     """
 
@@ -58,4 +63,5 @@ class EvalConfig:
     lora: tuple[str, ...] = ()
     overrides: ModelOverrides = field(default_factory=ModelOverrides)
     bootstrap_resamples: int = 1000
+    reward_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     out: str = "runs/latest"

@@ -22,8 +22,10 @@ class BenchmarkSpec(Spec):
 BENCHMARKS: Registry[BenchmarkSpec] = Registry("benchmark")
 BENCHMARKS.add(BenchmarkSpec(
     name="rtdmd-paper", target="rtdmd_bench.eval.plan:BENCHMARKS",
-    description="RTDMD paper routing: CLIP/Aesthetic/Pick/HPSv2.1/ImageReward on DrawBench, GenEval on GenEval (4/prompt)",
-    routing=(("drawbench", ("clipscore", "aesthetic", "pickscore", "hpsv2", "imagereward")), ("geneval", ("geneval",))),
+    description="RTDMD paper routing (reference reward_dataset_map): CLIP/Aesthetic/Pick/HPSv2.1/ImageReward on "
+                "DrawBench, HPSv3 on HPDv3, GenEval on GenEval (4/prompt), GenEval2 on GenEval2, OCR on the OCR set",
+    routing=(("drawbench", ("clipscore", "aesthetic", "pickscore", "hpsv2", "imagereward")),
+             ("hpdv3", ("hpsv3",)), ("geneval", ("geneval",)), ("geneval2", ("geneval2",)), ("ocr", ("ocr",))),
     note="the reference caps each set at its first 64 prompts (--limit 64); full sets are the default here",
 ))
 
@@ -72,19 +74,24 @@ def routing(cfg: EvalConfig) -> list[tuple[str, tuple[str, ...]]]:
     return [(s, tuple(cfg.rewards) or suite_spec(s).default_rewards) for s in cfg.suites]
 
 
-def check_rewards(route: list[tuple[str, tuple[str, ...]]]) -> None:
-    """Every reward is known, available, and gets the inputs it needs from its suite."""
-    from rtdmd_bench.rewards import RewardUnavailableError, reward_spec
+def check_rewards(route: list[tuple[str, tuple[str, ...]]], options: dict[str, dict] | None = None) -> None:
+    """Every reward is known, gets the inputs it needs from its suite, and has only options it declares."""
+    from rtdmd_bench.rewards import RewardOptionsError, check_option_names, reward_options, reward_spec
     from rtdmd_bench.suites import suite_spec
 
+    used = {name for _, rewards in route for name in rewards}
+    for name, opts in (options or {}).items():
+        if name not in used:
+            raise RewardOptionsError(f"reward_options.{name}: reward {name!r} is not scored in this run "
+                                     f"(rewards: {', '.join(sorted(used))})")
+        check_option_names(name, opts)
+        reward_options(name, opts)  # values typed and checked (imports the scorer's module, loads nothing)
     for suite, rewards in route:
         if not rewards:
             raise RegistryError(f"suite {suite!r} has no default rewards; pass --rewards a,b")
         sspec = suite_spec(suite)
         for name in rewards:
             rspec = reward_spec(name)
-            if not rspec.available:
-                raise RewardUnavailableError(f"reward {name!r} is unavailable here: {rspec.unavailable_reason}")
             if rspec.needs_metadata and not sspec.metadata_fields:
                 raise RegistryError(f"reward {name!r} needs per-prompt metadata, which suite {suite!r} does not have")
 
@@ -99,7 +106,7 @@ def make_plan(cfg: EvalConfig) -> Plan:
     if cfg.limit is not None and cfg.limit < 1:
         raise ValueError(f"limit must be >= 1, got {cfg.limit}")
     route = routing(cfg)
-    check_rewards(route)
+    check_rewards(route, cfg.reward_options)
     items, suites, used = [], {}, {}
     for suite, _ in route:
         spec = suite_spec(suite)

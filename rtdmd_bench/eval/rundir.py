@@ -33,7 +33,8 @@ def prepare(out: Path, cfg: EvalConfig, force: bool, is_main: bool) -> None:
     if saved.is_file() and not force:
         old = yaml.safe_load(saved.read_text()) or {}
         new = to_dict(cfg)
-        diff = [k for k in IDENTITY_FIELDS if old.get(k) != new.get(k)]
+        defaults = to_dict(EvalConfig())  # a key added after the run was made holds its default there
+        diff = [k for k in IDENTITY_FIELDS if old.get(k, defaults[k]) != new.get(k)]
         if diff:
             details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
             raise RunDirError(
@@ -75,12 +76,19 @@ def hardware(device: str) -> dict[str, Any]:
 
 
 def assemble(cfg: EvalConfig, plan, model_info: dict[str, Any], entries: dict[str, Any],
-             run_stats: dict[str, Any], tiny: bool) -> dict[str, Any]:
-    """The full results.json object (schema in eval/schema.py)."""
+             run_stats: dict[str, Any], tiny: bool, reward_info: dict[str, dict[str, Any]] | None = None
+             ) -> dict[str, Any]:
+    """The full results.json object (schema in eval/schema.py). ``reward_info``: ``rewards.reward_identity``
+    per reward (effective version/units, options, model files)."""
     from rtdmd_bench import __version__
+    from rtdmd_bench.eval.contamination import trained_on
     from rtdmd_bench.eval.schema import SCHEMA_VERSION
     from rtdmd_bench.rewards import reward_spec
 
+    overlap = trained_on({n: {it.prompt for it in plan.items if it.suite == n} for n in plan.suites}, model_info)
+    for entry in entries.values():  # every number on prompts the model was trained on carries the flag
+        if entry.get("suite") in overlap:
+            entry["trained_on_prompts"] = True
     suites = {}
     for name, spec in plan.suites.items():
         used = plan.n_prompts_used[name]
@@ -89,10 +97,12 @@ def assemble(cfg: EvalConfig, plan, model_info: dict[str, Any], entries: dict[st
             "n_prompts_used": used, "limit": cfg.limit,
             "images_per_prompt": cfg.samples_per_prompt or spec.images_per_prompt,
             "prompt_ids": f"first {used} prompts of the file (ids 0..{used - 1})", "source": spec.source,
+            "split": spec.split, **({"trained_on_prompts": overlap[name]} if name in overlap else {}),
         }
     names = sorted({r for rs in plan.rewards.values() for r in rs})
     rewards = {n: {"version": s.version, "units": s.units, "higher_is_better": s.higher_is_better,
-                   "differentiable": s.differentiable} for n, s in ((n, reward_spec(n)) for n in names)}
+                   "differentiable": s.differentiable, **(reward_info or {}).get(n, {})}
+               for n, s in ((n, reward_spec(n)) for n in names)}
     return {
         "schema_version": SCHEMA_VERSION, "package_version": __version__, "git_hash": git_hash(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "tiny_weights": tiny,

@@ -12,6 +12,7 @@ rounding in batched matmuls (~1e-6, so a PNG pixel may differ by 1/255).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import time
@@ -71,7 +72,8 @@ class _Workers:
             from rtdmd_bench import rewards
 
             quiet_hf()
-            self._rewards[name] = rewards.build(name, weights=self.cfg.weights, device=self.device)
+            self._rewards[name] = rewards.build(name, weights=self.cfg.weights, device=self.device,
+                                                options=self.cfg.reward_options.get(name))
         return self._rewards[name]
 
 
@@ -101,7 +103,8 @@ def _score(workers: _Workers, names: tuple[str, ...], items: list[WorkItem], ima
             res = reward(images.to(workers.device), prompts, meta)
         scores = [float(s) for s in res.scores.float().cpu()]
         valid = [bool(v) and math.isfinite(s) for v, s in zip(res.valid.cpu().tolist(), scores)]
-        parts = {k: [float(x) for x in v.float().cpu()] for k, v in res.parts.items()}
+        parts = {k: [float(x) if math.isfinite(float(x)) else None for x in v.float().cpu()]
+                 for k, v in res.parts.items()}
         out[name] = (scores, valid, parts, res.extras)
     return out
 
@@ -282,16 +285,18 @@ def _finalize(cfg: EvalConfig, plan: Plan, out: Path, world: int, stats_total: d
     from rtdmd_bench.eval.aggregate import entry
     from rtdmd_bench.eval.journal import load_all, write_samples
     from rtdmd_bench.io import atomic_write_json
-    from rtdmd_bench.rewards import reward_spec
+    from rtdmd_bench.rewards import reward_identity, reward_spec
 
     merged = load_all(out)
     write_samples(out, merged)
+    info = {name: reward_identity(name, cfg.weights, cfg.reward_options.get(name))
+            for name in dict.fromkeys(n for names in plan.rewards.values() for n in names)}
     entries = {}
     for suite, names in plan.rewards.items():
         recs = [merged[it.key] for it in plan.items if it.suite == suite and it.key in merged]
         for name in names:
-            entries[f"{suite}/{name}"] = entry(recs, plan.suites[suite], name, reward_spec(name),
-                                                     cfg.bootstrap_resamples)
+            spec = dataclasses.replace(reward_spec(name), version=info[name]["version"], units=info[name]["units"])
+            entries[f"{suite}/{name}"] = entry(recs, plan.suites[suite], name, spec, cfg.bootstrap_resamples)
     model_path = out / "model.json"
     model_info = json.loads(model_path.read_text()) if model_path.is_file() else {"name": cfg.model}
     n_gen = int(stats_total.get("images_generated", 0))
@@ -299,6 +304,6 @@ def _finalize(cfg: EvalConfig, plan: Plan, out: Path, world: int, stats_total: d
            **stats_total, "images_total": len(plan.items),
            "images_per_s": n_gen / stats_total["max_generation_time_s"] if stats_total.get("max_generation_time_s") else None,
            "seed": cfg.seed, "bootstrap_resamples": cfg.bootstrap_resamples}
-    results = rundir.assemble(cfg, plan, model_info, entries, run, tiny or bool(model_info.get("tiny")))
+    results = rundir.assemble(cfg, plan, model_info, entries, run, tiny or bool(model_info.get("tiny")), info)
     atomic_write_json(out / "results.json", results)
     return results

@@ -14,8 +14,12 @@ model             object   generator.describe(): name, family, base, revision, w
                            training_rewards [names] when a LoRA carries a training.json (rtdmd-bench train
                            writes one): compare's reward-hacking check reads it
 suites            object   "name@version" -> {name, version, sha256, n_prompts (in the file), n_prompts_used,
-                           images_per_prompt, limit (null = all prompts), prompt_ids ("first N" note), source}
-rewards           object   reward name -> {version, units, higher_is_better, differentiable}
+                           images_per_prompt, limit (null = all prompts), prompt_ids ("first N" note), source,
+                           split ("train" | "test"), trained_on_prompts? {n_overlap, n_prompts, loras,
+                           allow_test_prompts} when a LoRA's training prompts (training.json prompt hashes) overlap}
+rewards           object   reward name -> {version, units, higher_is_better, differentiable, options} (version and
+                           units as the reward's options make them, e.g. GenEval2 "am"); OCR adds files
+                           [{name, bytes, sha256}] of the detector and recogniser that read the images
 results           object   "suite/reward" -> entry:
     suite, suite_version, reward, reward_version, units, higher_is_better
     mean          float|null   mean over valid images (null when none is valid)
@@ -31,6 +35,11 @@ results           object   "suite/reward" -> entry:
                                declared headline; "mean" when the suite has no tags)
     headline_ci95 [lo, hi]|null 95% bootstrap CI of the headline statistic (for macro_over_tags: prompts
                                resampled within each tag)
+    trained_on_prompts true    (only when set) the model was trained on prompts of this suite: the number is
+                               contaminated (compare and leaderboard say "trained on these prompts")
+    breakdowns    object       name -> group -> {mean, ci95, n}: sub-scores a reward reports per image (GenEval2:
+                               "skill" -> object/count/attribute/position/verb, atom-level means over all
+                               atoms of the skill, CI over prompts); {} for other rewards
 run               object   world_size, hardware {platform, python, torch, device, gpu}, wall_time_s,
                            generation_time_s, scoring_time_s, images_generated, images_total, images_per_s,
                            seed, bootstrap_resamples

@@ -27,6 +27,30 @@ def _group_std(r: Tensor, group_ids: Tensor) -> Tensor:
     return _group_mean(centred * centred, group_ids).sqrt()
 
 
+def reward_advantages(rewards: Mapping[str, Tensor], weights: Mapping[str, float], group_ids: Tensor,
+                      global_std: bool = True, eps: float = 1e-4, standardize: bool = True) -> dict[str, Tensor]:
+    """Each weighted reward's group-relative term of eq. 4.1, ``{k: w_k·A_k}`` with
+
+        A_k[i] = (r_k[i] − mean_{j∈group(i)} r_k[j]) / (std(r_k) + eps)    std: global (ddof 0), or per group
+
+    (``standardize=False``: no division, the raw centred reward of the ``raw_loo`` mode).
+    Args: as ``group_advantages``. Returns ``{name: [N]}`` float32 (zero mean within every group).
+    """
+    missing = [k for k in weights if k not in rewards]
+    if missing:
+        raise KeyError(f"advantage weights name rewards that were not computed: {missing}")
+    out = {}
+    for name, w in weights.items():
+        r = rewards[name].detach().float().reshape(-1)
+        centred = r - _group_mean(r, group_ids)
+        if not standardize:
+            out[name] = w * centred
+            continue
+        std = r.std(unbiased=False) if global_std else _group_std(r, group_ids)
+        out[name] = w * centred / (std + eps)
+    return out
+
+
 def group_advantages(rewards: Mapping[str, Tensor], weights: Mapping[str, float], group_ids: Tensor,
                      global_std: bool = True, eps: float = 1e-4) -> Tensor:
     """Weighted per-reward group-relative advantages, re-standardised globally (eq. 4.1).
@@ -48,18 +72,37 @@ def group_advantages(rewards: Mapping[str, Tensor], weights: Mapping[str, float]
     Returns:
         ``[N]`` float32 advantages.
     """
-    missing = [k for k in weights if k not in rewards]
-    if missing:
-        raise KeyError(f"advantage weights name rewards that were not computed: {missing}")
-    total = None
-    for name, w in weights.items():
-        r = rewards[name].detach().float().reshape(-1)
-        std = r.std(unbiased=False) if global_std else _group_std(r, group_ids)
-        a_k = (r - _group_mean(r, group_ids)) / (std + eps)
-        total = w * a_k if total is None else total + w * a_k
-    if total is None:
+    parts = reward_advantages(rewards, weights, group_ids, global_std, eps)
+    if not parts:
         raise ValueError("group_advantages needs at least one weighted reward")
+    total = sum(parts.values())
     return (total - total.mean()) / (total.std(unbiased=False) + eps)
+
+
+def group_spread(r: Tensor, group_ids: Tensor) -> Tensor:
+    """Mean over prompt groups of the within-group population std of ``r`` ``[N]``: how much a reward varies
+    between the K images of one prompt (0: it cannot rank them, so it gives no policy gradient).
+
+    >>> float(group_spread(torch.tensor([1.0, 3.0, 5.0, 5.0]), torch.tensor([0, 0, 1, 1])))
+    0.5
+    """
+    _, inverse, counts = torch.unique(group_ids, return_inverse=True, return_counts=True)
+    per_sample = _group_std(r.detach().float().reshape(-1), group_ids)
+    return (per_sample / counts[inverse].to(per_sample)).sum() / counts.numel()  # each group once
+
+
+def advantage_shares(parts: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Each reward's share of the advantages: ``mean|w_k A_k| / Σ_j mean|w_j A_j|`` (sums to 1; 0 for all-zero).
+
+    ``parts``: ``{name: w_k·A_k [N]}`` (``reward_advantages``, or ``w_k·(r_k − group mean)`` for ``raw_loo``).
+
+    >>> {k: round(float(v), 2) for k, v in advantage_shares({"a": torch.tensor([1.0, -1.0]),
+    ...                                                       "b": torch.tensor([3.0, -3.0])}).items()}
+    {'a': 0.25, 'b': 0.75}
+    """
+    mags = {k: v.detach().float().abs().mean() for k, v in parts.items()}
+    total = sum(mags.values(), torch.zeros(()))
+    return {k: m / total if float(total) > 0 else torch.zeros(()) for k, m in mags.items()}
 
 
 def clipped_policy_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, clip_range: tuple[float, float] = (1e-5, 1e-5),

@@ -60,6 +60,15 @@ def reward_hinge_loss(reward: Tensor, margin: float = 3.0, scale: float = 1e-4) 
     return scale * torch.relu(margin - reward.float()).mean()
 
 
+def hinge_active(reward: Tensor, margin: float) -> Tensor:
+    """Share of samples whose hinge ``relu(margin − R)`` is active (``R < margin``): only they get a BP gradient.
+
+    >>> float(hinge_active(torch.tensor([1.0, 2.0, 23.2, 3.0]), 3.0))
+    0.5
+    """
+    return (reward.detach().float() < margin).float().mean()
+
+
 def weighted_reward(images: Tensor, prompts: Sequence[str], rewards: Mapping[str, tuple[nn.Module, float]],
                     metadata: Sequence[Mapping[str, Any]] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """``R = Σ_k w_k · r_k(images, prompts)`` with grad through every scorer.
@@ -102,7 +111,8 @@ def reward_bp_loss(x: Tensor, v: Tensor, sigma: Tensor | float, sigma_next: floa
             batch. Same loss value and gradient as unchunked (see ``_chunked_hinge``).
 
     Returns:
-        ``(loss, metrics)``: scalar; ``bp_reward`` (mean R) and ``bp_<name>`` means (absent for a skipped step).
+        ``(loss, metrics)``: scalar; ``bp_reward`` (mean R), ``bp_reward_min``, ``bp/hinge_active`` (share of samples with
+        R < margin, the only ones with a gradient) and ``bp_<name>`` means (absent for a skipped step).
     """
     if only_deterministic and float(sigma_next) != 0.0:
         return (v.float() * 0.0).sum(), {}  # exact zero that keeps the graph shape for DDP
@@ -112,7 +122,9 @@ def reward_bp_loss(x: Tensor, v: Tensor, sigma: Tensor | float, sigma_next: floa
     else:
         total, parts = weighted_reward(decode(x0), prompts, rewards, metadata)
         loss = reward_hinge_loss(total, margin, scale)
-    metrics = {"bp_reward": total.detach().mean(), **{f"bp_{k}": p.mean() for k, p in parts.items()}}
+    metrics = {"bp_reward": total.detach().mean(), "bp_reward_min": total.detach().min(),
+               "bp/hinge_active": hinge_active(total, margin),
+               **{f"bp_{k}": p.mean() for k, p in parts.items()}}
     return loss, metrics
 
 

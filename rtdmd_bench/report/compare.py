@@ -131,6 +131,7 @@ class Comparison:
     n_resamples: int
     seed: int
     tiny: bool = False  # either run is on tiny random weights (said in every rendering)
+    trained_on: tuple[str, ...] = ()  # "<run>: <suite> (k of n prompts)" where a run's model trained on the prompts
 
 
 def find_mismatches(a: Run, b: Run) -> list[str]:
@@ -273,7 +274,9 @@ def compare_runs(a: Run, b: Run, *, top: int = 5, allow_mismatch: bool = False, 
     return Comparison(a_label=a.label, b_label=b.label, mismatches=tuple(mismatches),
                       only_a=len(keys_a - keys_b), only_b=len(keys_b - keys_a), rewards=rewards,
                       hacking=hacking_check(rewards, training), n_resamples=n_resamples, seed=seed,
-                      tiny=a.tiny or b.tiny)
+                      tiny=a.tiny or b.tiny,
+                      trained_on=tuple(f"{r.label}: {suite} ({o.get('n_overlap')} of {o.get('n_prompts')} prompts)"
+                                       for r in (a, b) for suite, o in sorted(r.trained_on.items())))
 
 
 def comparison_to_dict(cmp: Comparison) -> dict[str, Any]:

@@ -77,6 +77,10 @@ def render_comparison(cmp: Comparison) -> str:
              "p: two-sided sign-flip test; McNemar (exact / mid-p) for 0/1 scores over matched images.", ""]
     if cmp.tiny:
         lines += ["TINY RANDOM WEIGHTS: these runs are harness checks, not real model numbers.", ""]
+    if cmp.trained_on:
+        lines += ["WARNING: trained on these prompts (the model was trained on prompts of the evaluated suite; "
+                  "its numbers there are not held out):"]
+        lines += [f"  - {t}" for t in cmp.trained_on] + [""]
     if cmp.mismatches:
         lines += ["WARNING: compared despite protocol differences (--allow-mismatch):"]
         lines += [f"  - {m}" for m in cmp.mismatches] + [""]

@@ -24,6 +24,7 @@ from rtdmd_bench.report.runs import Run, load_run
 
 ColumnKey = tuple[str, str | None, str, str | None]
 MARK_OUTSIDE = "⚠ outside CI"
+CONTAMINATED = "trained on these prompts"  # eval.contamination.FLAG: the row's model was trained on this suite
 
 
 class LeaderboardError(ValueError):
@@ -198,7 +199,8 @@ def render_section(section: Section, heading: str) -> list[str]:
     for run in sorted(section.runs, key=lambda r: (r.model_name, r.label)):
         rs = run.results.get("run") or {}
         ips = rs.get("images_per_s")
-        rows.append([run.model_name, f"measured: {run.label}", _fmt_opt(run.model.get("nfe")),
+        name = run.model_name + (f" ⚠ {CONTAMINATED}" if section.suite in run.trained_on else "")
+        rows.append([name, f"measured: {run.label}", _fmt_opt(run.model.get("nfe")),
                      _fmt_cfg(run.model.get("guidance")), "–" if ips is None else f"{ips:.2f}",
                      _prompts_used(run, section.suite)]
                     + [_measured_cell(run, c) for c in columns])
@@ -243,6 +245,8 @@ def _legend(runs: Sequence[Run], published: Published | None) -> list[str]:
         "↑/↓: higher/lower is better. Columns are keyed by suite@version / reward@version (units); a published "
         "number shares a column only with identical units. –: not measured, or not stated by the source. "
         f"{MARK_OUTSIDE}: the published value lies outside the measured 95% CI.",
+        *([f"⚠ {CONTAMINATED}: the model's training prompts overlap this benchmark's (by prompt hash); its "
+           "numbers there are not a held-out evaluation."] if any(r.trained_on for r in runs) else []),
         "",
         "Runs on real weights: " + _run_list([r for r in runs if not r.tiny]) + ".",
         "Runs on tiny random weights: " + _run_list([r for r in runs if r.tiny]) + ".",

@@ -66,6 +66,13 @@ class Run:
         return self.model.get("height"), self.model.get("width")
 
     @property
+    def trained_on(self) -> dict[str, dict[str, Any]]:
+        """Suite name -> overlap record, for suites whose prompts the model was trained on (results.json
+        ``suites[...].trained_on_prompts``, ``eval.contamination``)."""
+        return {str(v.get("name")): v["trained_on_prompts"] for v in (self.results.get("suites") or {}).values()
+                if isinstance(v, dict) and v.get("trained_on_prompts")}
+
+    @property
     def training_rewards(self) -> list[str]:
         return [str(r) for r in (self.model.get("training_rewards") or [])]
 

@@ -82,37 +82,64 @@ REWARDS.add(RewardSpec(
            ("google-bert/bert-base-uncased", "vocab.txt,tokenizer_config.json,tokenizer.json,config.json",
             "imagereward/bert-base-uncased")),
 ))
+_GENEVAL_FILES = ("geneval/mask2former-swin-small-coco-instance", "geneval/clip-vit-large-patch14-openai")
+_GENEVAL_FETCH = (("facebook/mask2former-swin-small-coco-instance", _HF_MODEL_PATTERNS, _GENEVAL_FILES[0]),
+                  ("timm/vit_large_patch14_clip_224.openai", "open_clip_config.json,open_clip_model.safetensors",
+                   _GENEVAL_FILES[1]))
 REWARDS.add(RewardSpec(
     name="geneval", target="rtdmd_bench.rewards.geneval:GenEval",
     description="GenEval: Mask2Former (COCO instance) detections + CLIP colour classifier + the official rules",
     version="geneval-m2f-hf-1", units="correct (0/1)", higher_is_better=True, differentiable=False,
     value_range=(0.0, 1.0), typical_range=(0.4, 0.95), needs_prompt=False, needs_metadata=True,
     headline="macro_over_tags",
-    weight_files=("geneval/mask2former-swin-small-coco-instance", "geneval/clip-vit-large-patch14-openai"),
-    fetch=(("facebook/mask2former-swin-small-coco-instance", _HF_MODEL_PATTERNS,
-            "geneval/mask2former-swin-small-coco-instance"),
-           ("timm/vit_large_patch14_clip_224.openai", "open_clip_config.json,open_clip_model.safetensors",
-            "geneval/clip-vit-large-patch14-openai")),
-))
-_OUT_OF_PROCESS = "a later issue runs it out of process in its own environment"
-REWARDS.add(RewardSpec(
-    name="hpsv3", target="rtdmd_bench.rewards.unavailable:Unavailable",
-    description="HPSv3 (Qwen2-VL-7B reward model)", version="hpsv3", units="mu of the reward head",
-    typical_range=(10.0, 16.0), needs_prompt=True, available=False,
-    unavailable_reason=f"hpsv3==1.0.0 pins transformers==4.45.2, deepspeed, trl; {_OUT_OF_PROCESS}",
+    weight_files=_GENEVAL_FILES, fetch=_GENEVAL_FETCH,
 ))
 REWARDS.add(RewardSpec(
-    name="geneval2", target="rtdmd_bench.rewards.unavailable:Unavailable",
-    description="GenEval2 Soft-TIFA (Qwen3-VL-8B VQA)", version="geneval2", units="geometric mean of VQA probs",
-    value_range=(0.0, 1.0), typical_range=(0.2, 0.45), needs_prompt=True, needs_metadata=True, available=False,
-    unavailable_reason=f"needs Qwen3-VL-8B with the GenEval2 evaluation code; {_OUT_OF_PROCESS}",
+    name="geneval_partial", target="rtdmd_bench.rewards.geneval_partial:GenEvalPartial",
+    description="GenEval partial credit (the RTDMD reference's training reward: mean of per-clause count/colour/"
+                "position credits over all detections); evaluation uses the official 0/1 geneval",
+    version="geneval-partial-rtdmd-1", units="partial credit (mean of clause credits)", higher_is_better=True,
+    differentiable=False, value_range=None, typical_range=(0.3, 0.95), needs_prompt=False, needs_metadata=True,
+    weight_files=_GENEVAL_FILES, fetch=_GENEVAL_FETCH,
+    options=(("position_quirk", "true"),),
 ))
 REWARDS.add(RewardSpec(
-    name="ocr", target="rtdmd_bench.rewards.unavailable:Unavailable",
-    description="OCR text-rendering accuracy (PaddleOCR, 1 - edit distance / length)", version="ocr-paddle-2.9",
-    units="1 - normalised edit distance", value_range=(0.0, 1.0), typical_range=(0.55, 0.8), needs_prompt=True,
-    available=False,
-    unavailable_reason=f"paddleocr 2.9.1 + paddlepaddle pin numpy==1.26.4 and three opencv builds; {_OUT_OF_PROCESS}",
+    name="hpsv3", target="rtdmd_bench.rewards.hpsv3:HPSv3",
+    description="HPSv3: Qwen2-VL-7B-Instruct + reward head at the <|Reward|> token; mu of the predicted (mu, sigma)",
+    version="hpsv3-qwen2vl7b-1", units="mu of the reward head", higher_is_better=True, differentiable=True,
+    value_range=None, typical_range=(8.0, 17.0), needs_prompt=True,
+    weight_files=("hpsv3/HPSv3.safetensors", "hpsv3/Qwen2-VL-7B-Instruct"),
+    fetch=(("MizzenAI/HPSv3", "HPSv3.safetensors", "hpsv3"),
+           # config, tokenizer, chat template and processor config only: HPSv3.safetensors holds every weight
+           ("Qwen/Qwen2-VL-7B-Instruct", "*.json,merges.txt", "hpsv3/Qwen2-VL-7B-Instruct")),
+))
+REWARDS.add(RewardSpec(
+    name="geneval2", target="rtdmd_bench.rewards.geneval2:GenEval2",
+    description="GenEval2 Soft-TIFA: Qwen3-VL-8B-Instruct next-token probability of each atom's answer, "
+                "geometric mean per prompt",
+    version="soft-tifa-gm-qwen3vl8b-1", units="geometric mean of VQA probs", higher_is_better=True,
+    differentiable=False, value_range=(0.0, 1.0), typical_range=(0.15, 0.5), needs_prompt=False,
+    needs_metadata=True,
+    weight_files=("geneval2/Qwen3-VL-8B-Instruct",),
+    fetch=(("Qwen/Qwen3-VL-8B-Instruct", _HF_MODEL_PATTERNS, "geneval2/Qwen3-VL-8B-Instruct"),),
+    options=(("aggregation", "gm"), ("batched", "true"), ("max_pairs", "64")),
+))
+_OCR_HOST = "https://www.modelscope.cn/models/RapidAI/RapidOCR/resolve/v3.10.0/onnx/PP-OCRv4"
+REWARDS.add(RewardSpec(
+    name="ocr", target="rtdmd_bench.rewards.ocr:OCR",
+    description="OCR text rendering: 1 - min(Levenshtein, len)/len of the quoted text read by PP-OCR "
+                "(RapidOCR on onnxruntime; 0 distance when the text is contained)",
+    version="ocr-ppocr-1", units="1 - normalised edit distance", higher_is_better=True, differentiable=False,
+    value_range=(0.0, 1.0), typical_range=(0.5, 0.95), needs_prompt=True,
+    # the default model ships inside the rapidocr wheel; the PaddleOCR-2.9 English pair (the reference's
+    # lang="en") is optional, fetched from RapidOCR's model hosting with the sha256 its model table records
+    fetch_urls=((f"{_OCR_HOST}/det/en_PP-OCRv3_det_mobile.onnx",
+                 "ea07c15d38ac40cd69da3c493444ec75b44ff23840553ff8ba102c1219ed39c2",
+                 "ocr/ppocrv4-en/en_PP-OCRv3_det_mobile.onnx"),
+                (f"{_OCR_HOST}/rec/en_PP-OCRv4_rec_mobile.onnx",
+                 "e8770c967605983d1570cdf5352041dfb68fa0c21664f49f47b155abd3e0e318",
+                 "ocr/ppocrv4-en/en_PP-OCRv4_rec_mobile.onnx")),
+    options=(("model", "ppocrv6-small"), ("text_score", "0.5")),
 ))
 
 
@@ -129,8 +156,8 @@ def _write_tiny_rewards(root: Path) -> None:
 TINY_PART = ("rewards", _write_tiny_rewards)  # the scorers' part of ``--weights tiny`` (weights.ensure_tiny_part)
 
 
-class RewardUnavailableError(RegistryError):
-    """A known scorer that cannot run in this environment (the message says why and what to do)."""
+class RewardOptionsError(RegistryError):
+    """Unknown or ill-typed reward options (the message names the reward, the key and the valid ones)."""
 
 
 def reward_spec(name: str) -> RewardSpec:
@@ -143,7 +170,38 @@ def reward_spec(name: str) -> RewardSpec:
     return spec
 
 
-def build(name: str, weights: str | Path | None = None, device: Any = "cpu", dtype: Any = None):
+def reward_options(name: str, options: dict[str, Any] | None):
+    """The typed options object of reward ``name`` (its class's ``Options`` dataclass), or None.
+
+    Raises:
+        RewardOptionsError: options given to a reward without options, or an unknown key / wrong type.
+    """
+    cls = REWARDS.get(name)
+    options_cls = getattr(cls, "Options", None)
+    if options_cls is None:
+        if options:
+            raise RewardOptionsError(f"reward {name!r} takes no options (got {sorted(options)})")
+        return None
+    from rtdmd_bench.config import ConfigError
+    from rtdmd_bench.config import build as build_config
+
+    try:
+        return build_config(options_cls, dict(options or {}), prefix=f"reward_options.{name}.")
+    except (ConfigError, ValueError) as exc:  # ValueError: the Options class's own checks
+        raise RewardOptionsError(str(exc)) from None
+
+
+def check_option_names(name: str, options: dict[str, Any] | None) -> None:
+    """Torch-free check of option NAMES against ``spec.options`` (plans call it before any model loads)."""
+    known = [k for k, _ in reward_spec(name).options]
+    unknown = sorted(set(options or {}) - set(known))
+    if unknown:
+        valid = ", ".join(f"{k} (default {v})" for k, v in reward_spec(name).options) or "none"
+        raise RewardOptionsError(f"unknown option(s) {unknown} for reward {name!r}; valid: {valid}")
+
+
+def build(name: str, weights: str | Path | None = None, device: Any = "cpu", dtype: Any = None,
+          options: dict[str, Any] | None = None):
     """Build reward ``name`` (registry name or ``"module:Attr"``) from the weights root.
 
     Args:
@@ -152,20 +210,43 @@ def build(name: str, weights: str | Path | None = None, device: Any = "cpu", dty
             root (``$RTDMD_BENCH_WEIGHTS``).
         device: torch device.
         dtype: parameter dtype (default float32).
+        options: reward options (``spec.options`` names), e.g. ``{"model": "ppocrv4-en"}`` for ``ocr``.
 
     Returns:
         A frozen ``Reward`` module in eval mode on ``device``.
     """
-    spec = reward_spec(name)
-    if not spec.available:
-        raise RewardUnavailableError(f"reward {name!r} is known but unavailable here: {spec.unavailable_reason}")
+    reward_spec(name)
     cls = REWARDS.get(name)
+    opts = reward_options(name, options)
     from rtdmd_bench.weights import resolve_root
 
     root = resolve_root(weights, TINY_PART)
     factory = getattr(cls, "from_weights", None)
-    module = factory(root, device=device, dtype=dtype) if factory is not None else cls()
+    kwargs = {} if opts is None else {"options": opts}
+    module = factory(root, device=device, dtype=dtype, **kwargs) if factory is not None else cls(**kwargs)
     module = module.to(device)
     if dtype is not None:
         module = module.to(dtype)
     return module.freeze()
+
+
+def reward_identity(name: str, weights: str | Path | None = None, options: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
+    """What a number of reward ``name`` was computed with: ``{version, units, options[, files]}``.
+
+    ``version``/``units`` are the spec's unless an option changes them (e.g. GenEval2's arithmetic mean, the
+    OCR model); ``files`` lists ``{name, bytes, sha256}`` of model files where a reward records them (OCR).
+    Computed from the options and the weights root without loading any model.
+    """
+    spec = reward_spec(name)
+    cls = REWARDS.get(name)
+    opts = reward_options(name, options)
+    identity = getattr(cls, "identity", None)
+    if identity is None:
+        import dataclasses
+
+        return {"version": spec.version, "units": spec.units,
+                "options": dataclasses.asdict(opts) if opts is not None else {}}
+    from rtdmd_bench.weights import resolve_root
+
+    return identity(resolve_root(weights, TINY_PART), opts)

@@ -2,8 +2,10 @@
 
 ``fetch_reward_weights(name, root)`` follows ``RewardSpec.fetch`` triples ``(hub repo, files, destination)``:
 ``files`` is one filename (``hf_hub_download``) or comma-separated names/globs (``snapshot_download`` with
-``allow_patterns``). ``verify_weights(root)`` checks presence of every declared weight path and the sizes /
-sha256 recorded in REWARDS.md where they are known. Nothing here runs at scorer load time.
+``allow_patterns``), then downloads ``RewardSpec.fetch_urls`` (files hosted outside the Hub) and checks each
+against its recorded sha256 before moving it into place. ``verify_weights(root)`` checks presence of every
+declared weight path and the sizes / sha256 recorded in REWARDS.md (and in ``fetch_urls``) where they are
+known; ``fetch_urls`` files are optional (a reward option selects them). Nothing here runs at scorer load time.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rtdmd_bench.rewards import REWARDS, RewardUnavailableError
+from rtdmd_bench.rewards import REWARDS
 
 # relative path -> (size in bytes or None, sha256 or None); sources: REWARDS.md §4-§7 (HF pages / measured)
 KNOWN_CHECKSUMS: dict[str, tuple[int | None, str | None]] = {
@@ -22,6 +24,7 @@ KNOWN_CHECKSUMS: dict[str, tuple[int | None, str | None]] = {
     "imagereward/ImageReward.pt": (None, "d71dc8d4912bc633c06ab8ef1ef6a81e8199d4369f14b47b29baf1d19de561f6"),
     "PickScore_v1/pytorch_model.bin": (None, "3f0cf1c6e533f478534404cb3ca6938103becbfe4312c6affc077c274a757972"),
 }
+KNOWN_CHECKSUMS.update({dest: (None, sha) for spec in REWARDS for _, sha, dest in spec.fetch_urls})
 
 
 class WeightsFetchError(RuntimeError):
@@ -31,13 +34,18 @@ class WeightsFetchError(RuntimeError):
 def fetch_reward_weights(name: str, root: str | Path) -> list[Path]:
     """Download everything reward ``name`` needs into ``root`` (network). Returns the destination paths."""
     spec = REWARDS.spec(name)
-    if not spec.available:
-        raise RewardUnavailableError(f"reward {name!r} is unavailable here: {spec.unavailable_reason}")
-    if not spec.fetch:
-        return []
+    root = Path(root).expanduser()
+    written = []
+    if spec.fetch:
+        written += _fetch_hub(name, spec, root)
+    for url, sha, dest in spec.fetch_urls:
+        written.append(_fetch_url(name, url, sha, root / dest))
+    return written
+
+
+def _fetch_hub(name, spec, root: Path) -> list[Path]:
     from huggingface_hub import hf_hub_download, snapshot_download
 
-    root = Path(root).expanduser()
     written = []
     for repo, files, dest in spec.fetch:
         patterns = [f.strip() for f in files.split(",") if f.strip()]
@@ -56,6 +64,27 @@ def fetch_reward_weights(name: str, root: str | Path) -> list[Path]:
     return written
 
 
+def _fetch_url(name: str, url: str, sha256: str, dest: Path, timeout: float = 60.0) -> Path:
+    """Download ``url`` to ``dest`` atomically after checking its sha256 (a mismatch leaves nothing behind)."""
+    import urllib.request
+
+    from rtdmd_bench.io import atomic_write_bytes, sha256_bytes
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (fixed https URL from the spec)
+            data = resp.read()
+    except OSError as exc:
+        raise WeightsFetchError(
+            f"could not download {url} into {dest} for reward {name!r}: {type(exc).__name__}: {exc}\n"
+            f"Fetching needs network access; alternatively copy the file to that path by hand "
+            f"(expected sha256 {sha256}).") from exc
+    got = sha256_bytes(data)
+    if got != sha256:
+        raise WeightsFetchError(f"{url} has sha256 {got}, expected {sha256}; nothing was written to {dest}")
+    atomic_write_bytes(dest, data)
+    return dest
+
+
 @dataclass(frozen=True)
 class WeightCheck:
     """One verified path: ``status`` is ok / missing / size mismatch / sha256 mismatch / present (unchecked)."""
@@ -67,14 +96,16 @@ class WeightCheck:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("ok", "present (unchecked)")
+        return self.status in ("ok", "present (unchecked)", "absent (optional)")
 
 
-def _check_file(root: Path, rel: str, reward: str, check_sha: bool) -> WeightCheck:
+def _check_file(root: Path, rel: str, reward: str, check_sha: bool, optional: bool = False) -> WeightCheck:
     from rtdmd_bench.io import sha256_file
 
     path = root / rel
     if not path.exists():
+        if optional:
+            return WeightCheck(reward, rel, "absent (optional)", f"selected by a reward option; rtdmd-bench weights fetch {reward}")
         return WeightCheck(reward, rel, "missing", f"fix: rtdmd-bench weights fetch {reward}")
     size, sha = KNOWN_CHECKSUMS.get(rel, (None, None))
     if size is not None and path.stat().st_size != size:
@@ -89,13 +120,15 @@ def _check_file(root: Path, rel: str, reward: str, check_sha: bool) -> WeightChe
 
 
 def verify_weights(root: str | Path, names: list[str] | None = None, check_sha: bool = True) -> list[WeightCheck]:
-    """Check the declared weight paths of ``names`` (default: every available neural reward) under ``root``."""
+    """Check the declared weight paths of ``names`` (default: every reward with weight files) under ``root``."""
     root = Path(root).expanduser()
-    specs = [REWARDS.spec(n) for n in names] if names else [s for s in REWARDS if s.available and s.weight_files]
+    specs = [REWARDS.spec(n) for n in names] if names else [s for s in REWARDS if s.weight_files or s.fetch_urls]
     checks = []
     for spec in specs:
+        optional = {dest for _, _, dest in spec.fetch_urls}
         rels = list(spec.weight_files) + [k for k in KNOWN_CHECKSUMS
                                           if k.split("/")[0] in {w.split("/")[0] for w in spec.weight_files}
-                                          and k not in spec.weight_files]
+                                          and k not in spec.weight_files and k not in optional]
         checks.extend(_check_file(root, rel, spec.name, check_sha) for rel in dict.fromkeys(rels))
+        checks.extend(_check_file(root, rel, spec.name, check_sha, optional=True) for rel in sorted(optional))
     return checks

@@ -197,9 +197,15 @@ class ColourClassifier(nn.Module):
         return [COLORS[int(i)] for i in (feats @ self.classifier(name)).argmax(1)]
 
 
-def _check_metadata(row: Mapping, index: int) -> None:
+def check_metadata(row: Mapping, index: int, reward: str = "geneval") -> None:
+    """Raise RewardInputError unless ``row`` is a GenEval metadata row (``tag`` and an ``include`` list)."""
     if not isinstance(row, Mapping) or "tag" not in row or not isinstance(row.get("include"), list):
-        raise RewardInputError(f"geneval: metadata[{index}] must be a GenEval row with 'tag' and an 'include' list")
+        raise RewardInputError(f"{reward}: metadata[{index}] must be a GenEval row with 'tag' and an 'include' list")
+
+
+def image_arrays(images: torch.Tensor) -> list[np.ndarray]:
+    """``[B,3,H,W]`` in [0,1] -> the exact pixels of the saved PNGs as uint8 RGB ``[H,W,3]`` arrays."""
+    return list((images * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
 
 
 class GenEval(Reward):
@@ -223,9 +229,8 @@ class GenEval(Reward):
 
     def score(self, images, prompts, metadata):
         for i, row in enumerate(metadata):
-            _check_metadata(row, i)
-        # the exact pixels of the saved PNG (forward already quantised), as uint8 RGB [H,W,3]
-        arrays = list((images * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+            check_metadata(row, i)
+        arrays = image_arrays(images)  # forward already quantised: these are the saved PNG's pixels
         detections = self.detector(arrays)
         verdicts = []
         for arr, raw, row in zip(arrays, detections, metadata):

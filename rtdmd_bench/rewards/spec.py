@@ -21,7 +21,10 @@ class RewardSpec(Spec):
         needs_prompt / needs_metadata: required inputs.
         weight_files: files under the weights root the scorer loads (relative paths).
         fetch: ``(hub repo id, filename or "" for the whole repo, destination under the root)`` triples.
-        available: False for known-but-unavailable scorers; ``unavailable_reason`` says why.
+        fetch_urls: ``(https URL, sha256, destination file under the root)`` for files hosted outside the Hub
+            (verified against the sha256 after download); optional files a reward option may select.
+        options: ``(name, default)`` of the reward options (``--set reward_options.NAME.KEY=VALUE``); the
+            implementation validates and types them, this tuple lets plans check names without torch.
         headline: how leaderboards aggregate per-image scores: ``"mean"``, or ``"macro_over_tags"`` (GenEval's
             official overall = unweighted mean of the per-tag accuracies).
     """
@@ -36,8 +39,8 @@ class RewardSpec(Spec):
     needs_metadata: bool = False
     weight_files: tuple[str, ...] = ()
     fetch: tuple[tuple[str, str, str], ...] = ()
-    available: bool = True
-    unavailable_reason: str = ""
+    fetch_urls: tuple[tuple[str, str, str], ...] = ()
+    options: tuple[tuple[str, str], ...] = ()
     headline: str = "mean"
 
     def summary(self) -> dict[str, str]:
@@ -46,5 +49,5 @@ class RewardSpec(Spec):
             "units": self.units,
             "dir": "↑" if self.higher_is_better else "↓",
             "grad": "yes" if self.differentiable else "no",
-            "status": "ok" if self.available else f"unavailable: {self.unavailable_reason}",
+            "options": ", ".join(f"{k}={v}" for k, v in self.options) or "-",
         }

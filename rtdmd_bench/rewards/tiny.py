@@ -98,7 +98,8 @@ def write_tiny_hps(root: Path) -> None:
 
 
 def write_tiny_rewards(root: str | Path) -> Path:
-    """Write tiny random weights for clipscore, aesthetic, pickscore, hpsv2 imagereward and geneval."""
+    """Write tiny random weights for clipscore, aesthetic, pickscore, hpsv2, imagereward, geneval, hpsv3 and
+    geneval2 (ocr needs none: its real models ship with rapidocr)."""
     from transformers.utils import logging as hf_logging
 
     root = Path(root)
@@ -115,9 +116,10 @@ def write_tiny_rewards(root: str | Path) -> Path:
 
 
 def _optional_writers():
-    """Writers of scorers whose modules define ``write_tiny`` (ImageReward, GenEval)."""
+    """Writers of scorers whose modules define ``write_tiny`` (ImageReward, GenEval, HPSv3 + GenEval2)."""
     writers = []
-    for module_name in ("rtdmd_bench.rewards.tiny_imagereward", "rtdmd_bench.rewards.tiny_geneval"):
+    for module_name in ("rtdmd_bench.rewards.tiny_imagereward", "rtdmd_bench.rewards.tiny_geneval",
+                        "rtdmd_bench.rewards.tiny_vl"):
         try:
             module = __import__(module_name, fromlist=["write_tiny"])
         except ModuleNotFoundError as exc:

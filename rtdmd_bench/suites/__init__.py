@@ -84,24 +84,52 @@ def _canonical_bytes(spec: SuiteSpec, data: bytes) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+def git_blob_sha1(data: bytes) -> str:
+    """The id git gives ``data`` as a blob: ``sha1(b"blob <len>\\0" + data)`` (what a repository tree lists).
+
+    >>> git_blob_sha1(b"")
+    'e69de29bb2d1d6434b8b29ae775ad8c2e48c5391'
+    """
+    import hashlib
+
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
 def install_suite_bytes(name: str, data: bytes, origin: str) -> Path:
-    """Verify ``data`` against the manifest (sha256, prompt count, format) and install it atomically."""
-    from rtdmd_bench.io import atomic_write_bytes, sha256_bytes
+    """Verify ``data`` against the manifest (sha256, prompt count, format) and install it atomically.
+
+    A set without a manifest sha256 is verified by its ``git_blob_sha1`` (if given) and, once installed, by the
+    sha256 and count recorded at its first import (``spec.provenance_path()``).
+    """
+    import time
+
+    from rtdmd_bench.io import atomic_write_bytes, atomic_write_json, sha256_bytes
     from rtdmd_bench.suites.loaders import SuiteChecksumError, parse_file
 
     spec = suite_spec(name)
     data = _canonical_bytes(spec, data)
     digest = sha256_bytes(data)
-    if spec.sha256 and digest != spec.sha256:
+    expected_sha, expected_n = spec.expected()
+    if expected_sha and digest != expected_sha:
+        where = "" if spec.sha256 else f" (recorded at its first import, {spec.provenance_path()})"
         raise SuiteChecksumError(
-            f"{origin}: sha256 {digest} does not match suite {spec.id} (expected {spec.sha256}). "
+            f"{origin}: sha256 {digest} does not match suite {spec.id} (expected {expected_sha}{where}). "
             f"Is it the canonical {spec.name} file? Source: {spec.source}")
+    if spec.git_blob_sha1 and git_blob_sha1(data) != spec.git_blob_sha1:
+        raise SuiteChecksumError(
+            f"{origin}: git blob id {git_blob_sha1(data)} does not match suite {spec.id} (its source repository "
+            f"lists {spec.git_blob_sha1}). Is it the canonical {spec.name} file? Source: {spec.source}")
     dest = spec.data_path()
     atomic_write_bytes(dest, data)
     rows = parse_file(dest, spec.format, spec.prompt_column)
-    if spec.n_prompts and len(rows) != spec.n_prompts:
+    if expected_n and len(rows) != expected_n:
         dest.unlink()
-        raise SuiteChecksumError(f"{origin}: {len(rows)} prompts, suite {spec.id} expects {spec.n_prompts}")
+        raise SuiteChecksumError(f"{origin}: {len(rows)} prompts, suite {spec.id} expects {expected_n}")
+    if not spec.sha256:
+        atomic_write_json(spec.provenance_path(), {
+            "suite": spec.id, "sha256": digest, "n_prompts": len(rows), "origin": str(origin),
+            "git_blob_sha1": git_blob_sha1(data), "git_blob_verified": bool(spec.git_blob_sha1),
+            "imported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     return dest
 
 
@@ -127,3 +155,54 @@ def fetch_suite(name: str, timeout: float = 60.0) -> Path:
         raise ConnectionError(f"could not download {spec.fetch_url}: {exc}. Without network access, copy the file "
                               f"here and run `rtdmd-bench prompts import {name} FILE`.") from exc
     return install_suite_bytes(name, data, spec.fetch_url)
+
+
+def prompt_hash(prompt: str) -> str:
+    """Identity of a prompt across suites and training sets: the first 16 hex digits of sha256 of the stripped
+    UTF-8 text (64 bits: no collision expected among millions of prompts).
+
+    >>> prompt_hash("a photo of a cat")
+    '0bd6b00a4a2d06b4'
+    """
+    import hashlib
+
+    return hashlib.sha256(prompt.strip().encode("utf-8")).hexdigest()[:16]
+
+
+class TestPromptsError(ValueError):
+    """Training asked for a suite of benchmark test prompts without ``--allow-test-prompts``."""
+
+    __test__ = False  # not a pytest class
+
+
+def prompt_source_info(source: str) -> dict:
+    """What a training prompt source is: ``{"source", "suite", "split", "sha256"}`` (torch-free, reads no prompts
+    beyond a file's hash). ``suite`` is ``name@version`` for a registered suite (else None); a prompt FILE has
+    ``split`` ``"test"`` when its sha256 is that of a registered test suite, else None."""
+    from rtdmd_bench.io import sha256_file
+
+    path = Path(source)
+    if path.is_file():
+        digest = sha256_file(path)
+        same = [s for s in SUITES if s.expected()[0] == digest]
+        return {"source": str(path), "suite": same[0].id if same else None,
+                "split": same[0].split if same else None, "sha256": digest}
+    spec = suite_spec(source)
+    return {"source": source, "suite": spec.id, "split": spec.split, "sha256": spec.expected()[0] or None}
+
+
+def check_training_source(source: str, allow_test_prompts: bool) -> dict:
+    """``prompt_source_info(source)``, refusing benchmark test prompts unless ``allow_test_prompts``.
+
+    Raises:
+        TestPromptsError: naming the suite, the training sets to use instead and the flag.
+    """
+    info = prompt_source_info(source)
+    if info["split"] == "test" and not allow_test_prompts:
+        train = ", ".join(s.name for s in SUITES if s.split == "train")
+        raise TestPromptsError(
+            f"data.prompts: {source!r} is the test split of suite {info['suite']} (benchmark evaluation prompts); "
+            f"training on it makes every evaluation on it meaningless. Train on a training set ({train}; install "
+            f"one with `rtdmd-bench prompts import NAME FILE`), or pass --allow-test-prompts (data.allow_test_prompts"
+            f": true): training.json records it and eval, compare and leaderboard flag results on these prompts.")
+    return info

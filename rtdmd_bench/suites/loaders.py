@@ -85,6 +85,29 @@ def parse_geneval(text: str, path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+GENEVAL2_SKILLS = ("object", "count", "attribute", "position", "verb")
+
+
+def parse_geneval2(text: str, path: Path) -> list[dict[str, Any]]:
+    """GenEval2 JSONL: ``prompt``, ``atom_count`` (int), ``vqa_list`` [[question, answer], ...] (non-empty) and
+    ``skills`` (one of ``GENEVAL2_SKILLS`` per question)."""
+    rows = parse_jsonl(text, path, require=("atom_count", "vqa_list", "skills"))
+    lines = [i for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    for row, line in zip(rows, lines):
+        vqa, skills = row["vqa_list"], row["skills"]
+        if not isinstance(row["atom_count"], int) or isinstance(row["atom_count"], bool):
+            raise _fail(path, line, f"'atom_count' must be an integer, got {row['atom_count']!r}")
+        if not isinstance(vqa, list) or not vqa or not all(
+                isinstance(qa, list) and len(qa) == 2 and all(isinstance(x, str) and x for x in qa) for qa in vqa):
+            raise _fail(path, line, "'vqa_list' must be a non-empty list of [question, answer] string pairs")
+        if not isinstance(skills, list) or len(skills) != len(vqa):
+            raise _fail(path, line, f"'skills' must list one skill per question ({len(vqa)})")
+        unknown = sorted({s for s in skills if s not in GENEVAL2_SKILLS}, key=str)
+        if unknown:
+            raise _fail(path, line, f"unknown skill(s) {unknown}; expected {GENEVAL2_SKILLS}")
+    return rows
+
+
 def parse_table(text: str, path: Path, delimiter: str, column: str) -> list[dict[str, Any]]:
     """CSV/TSV with a header row containing ``column``; other columns become metadata."""
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
@@ -116,6 +139,8 @@ def parse_file(path: Path, fmt: str, prompt_column: str = "prompt") -> list[dict
         return parse_jsonl(text, path)
     if fmt == "geneval_jsonl":
         return parse_geneval(text, path)
+    if fmt == "geneval2_jsonl":
+        return parse_geneval2(text, path)
     if fmt in ("csv", "tsv"):
         return parse_table(text, path, "," if fmt == "csv" else "\t", prompt_column)
     raise SuiteFormatError(f"{path}: unknown format {fmt!r}")
@@ -138,13 +163,15 @@ def load_prompts(spec, verify: bool = True) -> list[PromptRecord]:
         how = f"rtdmd-bench prompts import {spec.name} FILE" + (
             f"  (or `rtdmd-bench prompts fetch {spec.name}` with network access)" if spec.fetch_url else "")
         raise FileNotFoundError(f"suite {spec.name!r} is not installed (expected {spec.data_path()}). Run: {how}")
-    if verify and spec.sha256:
+    sha, n = spec.expected()  # the manifest's, or what the first import recorded
+    said = "manifest says" if spec.sha256 else "its first import recorded"
+    if verify and sha:
         digest = sha256_file(path)
-        if digest != spec.sha256:
+        if digest != sha:
             raise SuiteChecksumError(
-                f"suite {spec.id}: {path} has sha256 {digest}, manifest says {spec.sha256}. The file was changed "
+                f"suite {spec.id}: {path} has sha256 {digest}, {said} {sha}. The file was changed "
                 f"or is a different version; re-import the canonical file or bump the suite version.")
     records = to_records(parse_file(path, spec.format, spec.prompt_column), spec.tag_field)
-    if verify and spec.n_prompts and len(records) != spec.n_prompts:
-        raise SuiteChecksumError(f"suite {spec.id}: {path} has {len(records)} prompts, manifest says {spec.n_prompts}")
+    if verify and n and len(records) != n:
+        raise SuiteChecksumError(f"suite {spec.id}: {path} has {len(records)} prompts, {said} {n}")
     return records

@@ -1,9 +1,15 @@
 """Suite manifests: ``prompts/<name>/suite.yaml`` -> ``SuiteSpec`` (torch-free).
 
-Manifest keys: name, version, description, format (txt | jsonl | geneval_jsonl | csv | tsv), file, location
-(``repo``: shipped beside the manifest; ``data``: installed into the user data dir by ``prompts import``),
-sha256, n_prompts, images_per_prompt, metadata_fields, tag_field, default_rewards, source, prompt_column
-(csv/tsv), fetch_url, fetch_dedupe. Unknown keys are errors (strict config loader).
+Manifest keys: name, version, description, split (``train``: a training prompt set; ``test``: benchmark evaluation
+prompts, which training refuses without ``--allow-test-prompts``), format (txt | jsonl | geneval_jsonl |
+geneval2_jsonl | csv | tsv), file, location (``repo``: shipped beside the manifest; ``data``: installed into the user
+data dir by ``prompts import``), sha256, n_prompts, images_per_prompt, metadata_fields, tag_field, default_rewards,
+source, prompt_column (csv/tsv), fetch_url, fetch_dedupe, git_blob_sha1. Unknown keys are errors (strict config
+loader).
+
+A set whose canonical file was never available here has ``sha256: ""`` and ``n_prompts: 0`` and names its file by
+``git_blob_sha1`` (the blob id in its source repository's tree, which ``prompts import`` verifies); the sha256 and
+count seen on the first import are recorded beside the installed file (``PROVENANCE``) and verified on every load.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from typing import Literal
 from rtdmd_bench.config import build, read_yaml
 from rtdmd_bench.registry import Spec
 
-FORMATS = ("txt", "jsonl", "geneval_jsonl", "csv", "tsv")
+PROVENANCE = "PROVENANCE.json"
+FORMATS = ("txt", "jsonl", "geneval_jsonl", "geneval2_jsonl", "csv", "tsv")
 
 
 @dataclass(frozen=True)
@@ -24,7 +31,8 @@ class SuiteSpec(Spec):
     """One prompt suite. ``target`` is the loader; ``manifest_dir`` is where suite.yaml lives."""
 
     version: str = "1"
-    format: Literal["txt", "jsonl", "geneval_jsonl", "csv", "tsv"] = "txt"
+    split: Literal["train", "test", ""] = ""  # required in a manifest (read_manifest)
+    format: Literal["txt", "jsonl", "geneval_jsonl", "geneval2_jsonl", "csv", "tsv"] = "txt"
     file: str = ""
     location: Literal["repo", "data"] = "repo"
     sha256: str = ""
@@ -37,6 +45,7 @@ class SuiteSpec(Spec):
     prompt_column: str = "prompt"
     fetch_url: str | None = None
     fetch_dedupe: bool = False
+    git_blob_sha1: str = ""
     manifest_dir: str = ""
 
     @property
@@ -47,7 +56,8 @@ class SuiteSpec(Spec):
     def summary(self) -> dict[str, str]:
         return {
             "version": self.version,
-            "prompts": str(self.n_prompts),
+            "split": self.split,
+            "prompts": str(self.n_prompts or "? (recorded on import)"),
             "imgs/prompt": str(self.images_per_prompt),
             "rewards": ",".join(self.default_rewards),
             "installed": "yes" if self.installed_path() else "no (prompts import)",
@@ -56,6 +66,23 @@ class SuiteSpec(Spec):
     def data_path(self) -> Path:
         """Where ``prompts import`` installs a ``location: data`` suite."""
         return data_dir() / "prompts" / self.name / self.file
+
+    def provenance_path(self) -> Path:
+        """The record of the first import of a set without a manifest sha256 (``PROVENANCE`` beside the file)."""
+        return self.data_path().with_name(PROVENANCE)
+
+    def expected(self) -> tuple[str, int]:
+        """``(sha256, n_prompts)`` to verify against: the manifest's, else those recorded on the first import
+        (``("", 0)`` when neither exists)."""
+        if self.sha256:
+            return self.sha256, self.n_prompts
+        import json
+
+        try:
+            rec = json.loads(self.provenance_path().read_text(encoding="utf-8"))
+            return str(rec["sha256"]), int(rec["n_prompts"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return "", self.n_prompts
 
     def installed_path(self) -> Path | None:
         """The prompt file if present (repo copy or installed copy), else None."""
@@ -91,4 +118,6 @@ def read_manifest(path: Path) -> SuiteSpec:
         raise ConfigError(f"{path}: {exc}") from exc
     if spec.name != path.parent.name:
         raise ConfigError(f"{path}: name {spec.name!r} must equal its folder name {path.parent.name!r}")
+    if spec.split not in ("train", "test"):
+        raise ConfigError(f"{path}: 'split' must be 'train' (a training prompt set) or 'test' (evaluation prompts)")
     return spec

@@ -83,10 +83,13 @@ class ConsistencySection:
 
 @dataclass(frozen=True)
 class DataSection:
-    """Training prompts: a ``.txt`` (one per line) / ``.jsonl`` (``prompt`` field) path or a suite name."""
+    """Training prompts: a suite name (its manifest's ``split`` must be ``train``) or a ``.txt`` (one per line) /
+    ``.jsonl`` (``prompt`` + metadata fields) path. ``allow_test_prompts`` (``--allow-test-prompts``) permits a
+    ``test`` suite: recorded in training.json, and evaluations on overlapping prompts are flagged."""
 
     prompts: str = "smoke"
     limit: int = 0
+    allow_test_prompts: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,3 +117,16 @@ class EvalSection:
     suite: str = "smoke"
     rewards: tuple[str, ...] = ("saturation",)
     limit: int = 8
+
+
+@dataclass(frozen=True)
+class DiagnosticsSection:
+    """Per-term gradient norms and the dead-term guard (``training.term_grads``).
+
+    ``term_grad_subbatches``: sub-batches per optimizer step whose per-term gradients are measured (0 = all; each
+    costs one extra backward per term); ``dead_term_patience``: measured steps a configured term may keep an
+    exactly-zero gradient before the run stops with an error naming it (0 = never stop).
+    """
+
+    term_grad_subbatches: int = 1
+    dead_term_patience: int = 2

@@ -45,18 +45,29 @@ def renoise_draws(sess: Session, renoise: RenoiseSection, s: Tensor, keys: Seque
 
 
 def fake_score_step(sess: Session, batches: Sequence[FakeBatch], renoise: RenoiseSection,
-                    consistency: ConsistencySection, max_grad_norm: float, stream: str = "fake") -> dict[str, Any]:
+                    consistency: ConsistencySection, max_grad_norm: float, stream: str = "fake",
+                    measured_batches: int = 1) -> dict[str, Any]:
     """One AdamW step of the fake score on ``batches``: ``Σ_c (B_c/N)·(L_ac + w_c·L_cons)`` (eq. 3.2, 3.4).
 
-    One backward per batch (gradient reduction deferred to the last), then one clipped optimizer step.
+    One backward per batch (gradient reduction deferred to the last), then one clipped optimizer step. The
+    gradients of the two terms are measured separately on the first ``measured_batches`` batches (0 = all;
+    ``training.term_grads``).
 
     Returns:
-        ``loss_fake`` (the weighted total), the last batch's term metrics, ``grad_norm/fake`` (pre-clip) and
-        ``fake/t_r_mean`` (mean renoise timestep over all samples).
+        ``loss_fake`` (the weighted total), the last batch's term metrics, ``grad_norm/fake`` (pre-clip),
+        ``grad_norm/term/fake`` and ``grad_norm/term/consistency`` (when on) and ``fake/t_r_mean`` (mean renoise
+        timestep over all samples).
     """
+    from contextlib import nullcontext
+
+    from rtdmd_bench import parallel
+    from rtdmd_bench.training.term_grads import TermGradMeter, graph_params, metric_key
+
     bb, step, rng = sess.bb, sess.state.step, sess.rng
     cons = consistency.enabled and consistency.weight > 0
     n = sum(len(b.keys) for b in batches)
+    n_meas = len(batches) if measured_batches <= 0 else min(measured_batches, len(batches))
+    meter = TermGradMeter(scale=len(batches) / n_meas)
     total, t_rs, logs = 0.0, [], {}
     for i, b in enumerate(batches):
         t_r, eps = renoise_draws(sess, renoise, b.s, b.keys, stream)
@@ -64,17 +75,22 @@ def fake_score_step(sess: Session, batches: Sequence[FakeBatch], renoise: Renois
                                     consistency.epsilon_timestep) if cons else None
         z_pair = tuple(rng.randn(step, f"{stream}/cz{j}", b.keys, bb.latent_shape, bb.device) for j in (1, 2)) \
             if cons else None
-        loss, logs = fake_score_term(bb, sess.fake, b.cond, b.x_s, b.s, t_r, eps, scale_out=renoise.scale_out,
-                                     weight_clamp=renoise.weight_clamp,
-                                     consistency_weight=consistency.weight if cons else 0.0, t_prime_r=t_p,
-                                     z_pair=z_pair, two_sample=consistency.two_sample, sample_weight=b.weight)
-        share = len(b.keys) / n
-        loop.backward(loss * share, sess.fake, sync=i == len(batches) - 1)
+        with graph_params(sess.fake) if i < n_meas else nullcontext() as params:
+            terms, logs = fake_score_term(bb, sess.fake, b.cond, b.x_s, b.s, t_r, eps, scale_out=renoise.scale_out,
+                                          weight_clamp=renoise.weight_clamp,
+                                          consistency_weight=consistency.weight if cons else 0.0, t_prime_r=t_p,
+                                          z_pair=z_pair, two_sample=consistency.two_sample, sample_weight=b.weight)
+            share = len(b.keys) / n
+            if params is not None:
+                meter.add({k: v * share for k, v in terms.items()}, params)
+            loss = sum(terms.values())
+            loop.backward(loss * share, sess.fake, sync=i == len(batches) - 1)
         total += loss.detach() * share
         t_rs.append(t_r)
     norm = loop.optimizer_step(sess.state.optimizers["fake"], sess.state.schedulers["fake"],
                                sess.state.params("fake"), max_grad_norm)
-    return {"loss_fake": total, **logs, "grad_norm/fake": norm, "fake/t_r_mean": torch.cat(t_rs).mean()}
+    term_norms = {metric_key(k): v for k, v in meter.norms(lambda t: parallel.all_reduce_mean(t, sess.dist)).items()}
+    return {"loss_fake": total, **logs, "grad_norm/fake": norm, **term_norms, "fake/t_r_mean": torch.cat(t_rs).mean()}
 
 
 def final_sample_batches(sess: Session, x0: Tensor, prompts: Sequence[str], keys: Sequence[int],

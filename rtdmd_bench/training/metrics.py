@@ -42,6 +42,21 @@ def to_float(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def progress_text(row: Mapping[str, float | None]) -> str:
+    """The console progress line of one step: losses, rewards, advantages, then the per-term gradient norms
+    ``∇dm=… ∇bp=… ∇pg=…`` (``grad_norm/term/*``, a dead term shows as 0) and the BP hinge's active share.
+
+    >>> progress_text({"loss_dmd": 0.5, "grad_norm/term/bp": 0.0, "grad_norm/term/dm": 2e-3, "bp/hinge_active": 1.0})
+    'loss_dmd=0.5  |  ∇bp=0  ∇dm=0.002  hinge=100%'
+    """
+    main = [k for k in row if k.startswith(("loss", "reward/", "adv/std", "clip_frac"))][:6]
+    text = "  ".join(f"{k}={row[k]:.4g}" for k in main if row[k] is not None)
+    terms = [f"∇{k.rsplit('/', 1)[1]}={row[k]:.3g}" for k in row if k.startswith("grad_norm/term/") and row[k] is not None]
+    if row.get("bp/hinge_active") is not None:
+        terms.append(f"hinge={100 * row['bp/hinge_active']:.0f}%")
+    return text + ("  |  " + "  ".join(terms) if terms else "")
+
+
 class MetricsLogger:
     """Writes metrics on the main rank only.
 
@@ -93,10 +108,9 @@ class MetricsLogger:
 
     def _console(self, step: int, row: Mapping[str, float | None]) -> None:
         from rich.console import Console
+        from rich.markup import escape
 
-        keys = [k for k in row if k.startswith(("loss", "reward", "adv", "clip_frac", "grad_norm"))][:8]
-        text = "  ".join(f"{k}={row[k]:.4g}" for k in keys if row[k] is not None)
-        Console(stderr=True).print(f"[bold]step {step}[/bold]  {text}")
+        Console(stderr=True).print(f"[bold]step {step}[/bold]  {escape(progress_text(row))}")
 
     def close(self) -> None:
         if self._tb is not None:

@@ -38,6 +38,7 @@ class Session:
     metadata: list[dict[str, Any]]
     timer: PhaseTimer = field(default_factory=PhaseTimer)
     lora_targets: list[str] = field(default_factory=list)
+    prompt_source: str | None = None  # data.prompts (suite or file); None for in-memory prompts
 
 
 def run_prompts(data: Any, override: Any = None) -> tuple[list[str], list[dict[str, Any]]]:
@@ -49,6 +50,25 @@ def run_prompts(data: Any, override: Any = None) -> tuple[list[str], list[dict[s
 
     records = load_prompt_source(data.prompts, data.limit)
     return [r.prompt for r in records], [dict(r.metadata) for r in records]
+
+
+PROMPT_HASHES = "training_prompts.txt"  # beside training.json: one suites.prompt_hash per line, sorted
+
+
+def prompts_record(sess: Session, data: Any) -> dict[str, Any]:
+    """The ``prompts`` entry of ``training.json``: what the run trained on and whether test prompts were allowed.
+
+    ``{"source", "suite", "split", "sha256", "n_prompts", "allow_test_prompts", "hashes_file"}``; ``hashes_file``
+    names the file ``export`` writes beside training.json (the prompt hashes an evaluation compares its suites
+    with). A run on in-memory prompts (``InMemoryWorld``, the toy) has ``source: "in-memory"``.
+    """
+    from rtdmd_bench.suites import prompt_source_info
+
+    info = {"source": "in-memory", "suite": None, "split": None, "sha256": None}
+    if sess.prompt_source is not None:
+        info = prompt_source_info(sess.prompt_source)
+    return {**info, "n_prompts": len(sess.prompts), "allow_test_prompts": bool(data.allow_test_prompts),
+            "hashes_file": PROMPT_HASHES}
 
 
 def _prepare(net: nn.Module, bb: Backbone, cfg: LoraSection, init_from: str | None, seed: int) -> list[str]:
@@ -67,7 +87,7 @@ def _prepare(net: nn.Module, bb: Backbone, cfg: LoraSection, init_from: str | No
 def start(*, bb: Backbone, cfg_dict: Mapping[str, Any], run: RunSection, lora_cfg: LoraSection,
           gen_optim: OptimSection, fake_optim: OptimSection | None, ema_cfg: EMASection, out: str | Path,
           prompts: Sequence[str], metadata: Sequence[dict[str, Any]], resume: bool = False,
-          dist: parallel.Dist | None = None, rng_block: int = 0) -> Session:
+          dist: parallel.Dist | None = None, rng_block: int = 0, prompt_source: str | None = None) -> Session:
     """Build networks, optimizers, EMA and state; resume from ``out`` when asked; write the resolved config.
 
     ``bb`` is any ``Backbone`` object (image adapters or an in-memory world such as the toy's); ``rng_block`` is
@@ -108,7 +128,7 @@ def start(*, bb: Backbone, cfg_dict: Mapping[str, Any], run: RunSection, lora_cf
     logger = MetricsLogger(out, enabled=dist.is_main, console_every=run.console_every, backends=run.log_backends)
     return Session(bb=bb, dist=dist, teacher=nets.teacher, gen=gen, fake=fake, state=state, rng=SampleRNG(run.seed, rng_block),
                    out=out, logger=logger, cfg_hash=cfg_hash, prompts=list(prompts), metadata=list(metadata),
-                   lora_targets=targets)
+                   lora_targets=targets, prompt_source=prompt_source)
 
 
 def export(sess: Session, lora_cfg: LoraSection, training: dict | None = None) -> dict[str, str]:
@@ -116,7 +136,8 @@ def export(sess: Session, lora_cfg: LoraSection, training: dict | None = None) -
 
     ``out/lora/generator_ema.pt`` is what ``rtdmd-bench eval --model NAME --lora FILE`` loads; ``training``
     (``lora.training_record``) is written beside the generator files as ``training.json``, so an evaluation of
-    the LoRA records which rewards it was trained on (compare's reward-hacking check).
+    the LoRA records which rewards it was trained on (compare's reward-hacking check); with a ``prompts`` entry
+    (``prompts_record``) the training prompts' hashes go to its ``hashes_file`` (the contamination flag).
     """
     if not sess.lora_targets:
         return {}
@@ -135,5 +156,13 @@ def export(sess: Session, lora_cfg: LoraSection, training: dict | None = None) -
                 files[name] = str(lora.export_lora(d / f"{name}.pt", st, lora_cfg.rank, lora_cfg.alpha,
                                                    sess.lora_targets,
                                                    training=training if name.startswith("generator") else None))
+        hashes = ((training or {}).get("prompts") or {}).get("hashes_file")
+        if hashes:
+            from rtdmd_bench.io import atomic_write_bytes
+            from rtdmd_bench.suites import prompt_hash
+
+            lines = sorted({prompt_hash(p) for p in sess.prompts})
+            atomic_write_bytes(d / hashes, ("\n".join(lines) + "\n").encode())
+            files["prompt_hashes"] = str(d / hashes)
     parallel.barrier(sess.dist)
     return files

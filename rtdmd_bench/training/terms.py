@@ -104,7 +104,8 @@ def chain_x0(bb: Backbone, gen: nn.Module, cond: Any, traj: Trajectory) -> Tenso
 def fake_score_term(bb: Backbone, fake: nn.Module, cond: Any, x_s: Tensor, s: Tensor, t_r: Tensor, eps: Tensor,
                     *, scale_out: bool, weight_clamp: tuple[float, float], consistency_weight: float = 0.0,
                     t_prime_r: Tensor | None = None, z_pair: tuple[Tensor, Tensor] | None = None,
-                    two_sample: bool = True, sample_weight: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+                    two_sample: bool = True, sample_weight: Tensor | None = None
+                    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Fake-score objective ``L_ac + w_c·L_cons`` on samples ``x_s`` at levels ``s`` (§3.4-3.5; §4.6 with s=0).
 
     Args:
@@ -112,6 +113,10 @@ def fake_score_term(bb: Backbone, fake: nn.Module, cond: Any, x_s: Tensor, s: Te
         eps: ``ε'`` of the renoising. t_prime_r / z_pair: consistency timesteps and the two transition noises.
         sample_weight: optional ``[B]`` weights of ``L_ac`` (the calibrated tilt, ``losses.tilt``); the
             consistency term stays unweighted (every score satisfies it, so it does not move the minimiser).
+
+    Returns:
+        ``(terms, metrics)``: ``terms`` = ``{"fake": L_ac, "consistency": w_c·L_cons}`` (the latter only with
+        ``consistency_weight > 0``; the objective is their sum), ``metrics`` the detached unweighted losses.
     """
     t = timestep_to_sigma(t_r)
     with torch.no_grad():
@@ -120,12 +125,12 @@ def fake_score_term(bb: Backbone, fake: nn.Module, cond: Any, x_s: Tensor, s: Te
     v = bb.velocity(fake, x_t, t, cond)
     l_ac = fake_score_loss(v, y, lam, weight_clamp, sample_weight)
     metrics = {"loss_fake_ac": l_ac.detach()}
-    loss = l_ac
+    terms = {"fake": l_ac}
     if consistency_weight > 0:
         l_cons = consistency_term(bb, fake, cond, x_t, t, v, timestep_to_sigma(t_prime_r), z_pair, two_sample)
         metrics["loss_fake_consistency"] = l_cons.detach()
-        loss = loss + consistency_weight * l_cons
-    return loss, metrics
+        terms["consistency"] = consistency_weight * l_cons
+    return terms, metrics
 
 
 def consistency_term(bb: Backbone, fake: nn.Module, cond: Any, x_t: Tensor, t: Tensor, v: Tensor, t_prime: Tensor,

@@ -131,7 +131,9 @@ def test_different_run_in_out_dir_is_refused_unless_force(base_run):
     (["--suite", "smok"], "Did you mean 'smoke'"),
     (["--rewards", "pickscor"], "Did you mean 'pickscore'"),
     (["--set", "overrides.stepz=2"], "Did you mean 'overrides.steps'"),
-    (["--rewards", "hpsv3"], "unavailable"),
+    (["--rewards", "ocr", "--set", "reward_options.ocr.lang=en"], "unknown option(s) ['lang'] for reward 'ocr'"),
+    (["--rewards", "ocr", "--set", "reward_options.ocr.model=paddle"], "unknown OCR model 'paddle'"),
+    (["--set", "reward_options.ocr.model=ppocrv4-en"], "reward 'ocr' is not scored in this run"),
     (["--suite", "drawbench"], "prompts import drawbench"),
 ])
 def test_bad_names_fail_before_loading_with_help(tmp_path, args, needle):

@@ -73,7 +73,7 @@ def mini_geneval(tmp_path, monkeypatch):
     data = "".join(json.dumps(r) + "\n" for r in GENEVAL_ROWS)
     (d / "prompts.jsonl").write_text(data)
     (d / "suite.yaml").write_text(
-        "name: mini_geneval\nversion: '1'\nformat: geneval_jsonl\nfile: prompts.jsonl\nlocation: repo\n"
+        "name: mini_geneval\nversion: '1'\nsplit: test\nformat: geneval_jsonl\nfile: prompts.jsonl\nlocation: repo\n"
         f"sha256: {hashlib.sha256(data.encode()).hexdigest()}\nn_prompts: 4\nimages_per_prompt: 2\n"
         "metadata_fields: [tag, include, exclude]\ntag_field: tag\ndefault_rewards: [geneval]\n")
     from rtdmd_bench.suites import SUITES

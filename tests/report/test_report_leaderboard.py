@@ -133,3 +133,52 @@ def test_published_units_equal_the_registered_scorer_units():
             assert num.units == reward_spec(num.metric).units, (num.source, num.model, num.metric)
             checked += 1
     assert checked > 100
+
+
+def _paper_metrics_run(root: Path) -> Path:
+    """A schema-valid results.json of flux2-rtdmd with the HPSv3 / GenEval2 / OCR entries an eval writes."""
+    from rtdmd_bench.eval.schema import SCHEMA_VERSION, validate_results
+    from rtdmd_bench.rewards import reward_identity, reward_spec
+
+    measured = {("hpdv3", "hpsv3"): (15.41, [15.30, 15.52]), ("geneval2", "geneval2"): (0.2801, [0.262, 0.298]),
+                ("ocr", "ocr"): (0.7210, [0.700, 0.742])}
+    results, suites, rewards = {}, {}, {}
+    for (suite, reward), (mean, ci) in measured.items():
+        spec, info = reward_spec(reward), reward_identity(reward, root, {}) if reward == "ocr" else None
+        version = info["version"] if info else spec.version
+        results[f"{suite}/{reward}"] = {
+            "suite": suite, "suite_version": "1", "reward": reward, "reward_version": version, "units": spec.units,
+            "higher_is_better": True, "mean": mean, "ci95": ci, "std": 0.1, "n": 64, "n_prompts": 64,
+            "n_invalid": 0, "tags": {}, "macro_over_tags": None, "prompt_level": None, "headline": "mean",
+            "headline_ci95": ci, "breakdowns": {}}
+        suites[f"{suite}@1"] = {"name": suite, "version": "1", "sha256": suite * 4, "n_prompts": 800,
+                                "n_prompts_used": 64, "images_per_prompt": 1, "limit": 64, "prompt_ids": "first 64",
+                                "source": "test"}
+        rewards[reward] = {"version": version, "units": spec.units, "higher_is_better": True,
+                           "differentiable": spec.differentiable}
+    doc = {"schema_version": SCHEMA_VERSION, "package_version": "0.1.0", "git_hash": None,
+           "created": "2026-01-01T00:00:00Z", "tiny_weights": False, "config": {}, "suites": suites,
+           "model": {"name": "flux2-rtdmd", "nfe": 4, "guidance": 1.0}, "rewards": rewards, "results": results,
+           "run": {"world_size": 1, "hardware": {}, "wall_time_s": 1.0, "images_per_s": 0.5, "seed": 0}}
+    assert validate_results(doc) == []
+    run = root / "run-flux2-rtdmd"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps(doc))
+    return run
+
+
+def test_hpsv3_geneval2_ocr_columns_meet_their_published_anchors(tmp_path):
+    text = build_leaderboard([_paper_metrics_run(tmp_path)], DEFAULT_PATH)
+    sections = {s.split("\n", 1)[0]: s for s in text.split("\n### ")[1:]}
+    for suite, column, published, measured in [
+            ("hpdv3", "hpdv3@1 / hpsv3@hpsv3-qwen2vl7b-1 ↑ (mu of the reward head)", "15.5772", "15.41"),
+            ("geneval2", "geneval2@1 / geneval2@soft-tifa-gm-qwen3vl8b-1 ↑ (geometric mean of VQA probs)",
+             "0.2755", "0.280"),
+            ("ocr", "ocr@1 / ocr@ocr-ppocr-1/ppocrv6-small ↑ (1 - normalised edit distance)", "0.6858", "0.721")]:
+        body = sections[suite]
+        assert column in body and "measured: run-flux2-rtdmd" in body
+        anchor = next(line for line in body.splitlines() if "FLUX.2 4B w/ RTDMD [rtdmd-t2]" in line
+                      and "run-flux2-rtdmd" in line)
+        assert published in anchor and measured in anchor
+    assert "⚠ outside CI" in next(line for line in sections["hpdv3"].splitlines() if "15.5772" in line
+                                  and "run-flux2-rtdmd" in line)  # 15.5772 is above the measured CI

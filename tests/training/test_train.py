@@ -53,6 +53,11 @@ def test_train_tiny(stage, model, tiny_weights, tmp_path):
         assert "loss_fake" in r and "loss_dmd" in r and any(k.startswith("time/") for k in r)
         if stage == 2:
             assert {"loss_bp", "clip_frac", "adv/std", "adv/kept", "reward/clipscore", "grad_norm/generator"} <= set(r)
+            assert r["bp/hinge_active"] == 1.0 and r["adv/share/clipscore"] + r["adv/share/saturation"] == \
+                pytest.approx(1.0) and r["reward_spread/clipscore"] > 0
+        # every configured term contributes a gradient, logged each step (stage 1: dm on its generator updates)
+        terms = ("pg", "dm", "bp", "fake", "consistency") if stage == 2 else ("dm", "fake", "consistency")
+        assert all(r[f"grad_norm/term/{t}"] > 0 for t in terms), r
     c1, c2 = _ckpt(tmp_path, 1), _ckpt(tmp_path, 2)
     for net in ("generator", "fake"):
         assert c2["nets"][net], net
