@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-from rtdmd_bench.trainers.stage2_parts import advantages, fake_update, last_step_loss, rollout
+from rtdmd_bench.trainers.stage2_parts import advantages, beta_meter, fake_update, last_step_loss, rollout
 
 from rtdmd_bench import parallel
 from rtdmd_bench.losses.policy import clipped_policy_loss, filter_zero_advantage
@@ -100,6 +100,7 @@ class AuxSection:
     weights each rollout by ``exp(−βR)``, normalised over the epoch batch; R = the ``rewards``-weighted sum of raw
     scores), so the DM term alone has the fixed point ``p̃ ∝ p·exp(βR)`` whatever its weighting; it requires
     ``policy.enabled: false`` and ``bp.enabled: false`` (they would add a second, uncalibrated tilt).
+    ``tilt_momentum``: memory of the running normaliser of those weights (per epoch).
     """
 
     loss: Literal["ac_dmd", "dmd", "none"] = "ac_dmd"
@@ -110,6 +111,7 @@ class AuxSection:
     path: Literal["last_step", "chain"] = "last_step"
     fake_batch_size: int = 8
     tilt_beta: float = 0.0
+    tilt_momentum: float = 0.9
     consistency: ConsistencySection = field(default_factory=ConsistencySection)
 
 
@@ -186,6 +188,8 @@ def check_tilt(cfg: Stage2Config) -> None:
     """The calibrated mode (``aux.tilt_beta`` > 0) needs the DM term and no second source of tilt."""
     if cfg.aux.tilt_beta < 0:
         raise ValueError(f"aux.tilt_beta={cfg.aux.tilt_beta} must be >= 0 (0 = off)")
+    if not 0 <= cfg.aux.tilt_momentum < 1:
+        raise ValueError(f"aux.tilt_momentum={cfg.aux.tilt_momentum} must be in [0, 1)")
     fixes = [fix for fix, bad in (("aux.loss=ac_dmd", cfg.aux.loss == "none"), ("policy.enabled=false",
                                   cfg.policy.enabled), ("bp.enabled=false", cfg.bp.enabled)) if bad]
     if cfg.aux.tilt_beta > 0 and fixes:
@@ -313,6 +317,7 @@ def step(run: Stage2Run) -> dict:
                     "selected_steps": sum(10**i * s for i, s in enumerate(selected))})
     with sess.timer.phase("generator_update"):
         metrics.update(generator_update(sess, cfg, traj, prompts, metas, keys, adv, selected, steps, run.bp_rewards))
+    metrics.update(beta_meter(cfg, sess.bb, metrics, selected))
     if run.guard is not None:
         run.guard.update(metrics)  # a configured term whose gradient stays exactly 0 stops the run here
     return {**metrics, **sess.timer.pop()}

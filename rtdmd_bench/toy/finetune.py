@@ -69,15 +69,29 @@ class _Scores:
     scores: Tensor
 
 
+@dataclass
+class Stage2Result:
+    """A trained stage-2 generator (the EMA weights when the config enables the EMA, else the last iterate) and
+    the run's ``metrics.jsonl`` rows (one per epoch: losses, ``grad_norm/term/*``, ``beta_meter/*``, ...)."""
+
+    generator: nn.Module
+    metrics: list[dict]
+
+
 def train_stage2(teacher: nn.Module, generator: nn.Module, fake: nn.Module, reward, values: Mapping[str, Any],
                  recipe: str = "stage2_rtdmd", sigmas: Sequence[float] = SD35_SIGMAS, eta: float = 0.9,
-                 seed: int = 0) -> nn.Module:
-    """Run a stage-2 recipe from the stage-1 generator and fake score; returns the trained generator.
+                 seed: int = 0) -> Stage2Result:
+    """Run a stage-2 recipe from the stage-1 generator and fake score.
 
     ``values``: dotted recipe-config values (``TOY_STAGE2`` and a method's switches). The SubGRPO step range is set
     to every stochastic step of ``sigmas`` (``policy.range_end = N − 2``).
     """
+    import copy
+    import json
+    from pathlib import Path
+
     from rtdmd_bench import config
+    from rtdmd_bench.training.ema import named_trainable
     from rtdmd_bench.training.recipe import InMemoryWorld
 
     rec, cfg = recipe_config(recipe, {"policy.range_end": len(sigmas) - 3, **values}, seed)
@@ -88,4 +102,10 @@ def train_stage2(teacher: nn.Module, generator: nn.Module, fake: nn.Module, rewa
                           rewards={"r": (ToyRewardModule(reward), 1.0)})
     with tempfile.TemporaryDirectory(prefix="toy-stage2-") as out:
         sess = rec(cfg, config.to_dict(cfg), weights=None, out=out, device="cpu", world=world)
-    return sess.gen.requires_grad_(False)
+        rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    gen = sess.gen
+    ema = sess.state.emas.get("generator")
+    if ema is not None:
+        with ema.swapped(named_trainable(sess.gen)):
+            gen = copy.deepcopy(sess.gen)
+    return Stage2Result(gen.requires_grad_(False), rows)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from rtdmd_bench.flow import sigma_batch, timestep_to_sigma
 from rtdmd_bench.losses.ambient import ambient_target, consistency_loss, fake_score_loss, renoise
 from rtdmd_bench.losses.dmd import dmd_loss
+from rtdmd_bench.losses.tilt import dm_kl_coefficient
 from rtdmd_bench.sampling import CPSStepRecord, cps_log_prob, cps_rollout, cps_step
 from rtdmd_bench.training.backbone import Backbone
 
@@ -154,7 +155,8 @@ def consistency_term(bb: Backbone, fake: nn.Module, cond: Any, x_t: Tensor, t: T
 # ---------------------------------------------------------------------------------------------- generator
 def dmd_generator_term(bb: Backbone, teacher: nn.Module, fake: nn.Module, cond: Any, uncond: Any, x_s: Tensor,
                        s: Tensor, t_r: Tensor, eps: Tensor, z: Tensor, guidance: float,
-                       normalize: bool = True, sample_weight: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+                       normalize: bool = True, sample_weight: Tensor | None = None,
+                       kl_coefficient: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
     """(AC-)DMD generator loss (§3.6): renoise ``x_s`` to t, read teacher and fake through one shared-noise CPS
     projection back to level ``s`` (eq. 3.5; x̂0 where s = 0), then ``dmd_loss(x_s, P_f, P_r)`` (eq. 3.6).
 
@@ -164,6 +166,8 @@ def dmd_generator_term(bb: Backbone, teacher: nn.Module, fake: nn.Module, cond: 
         sample_weight: optional ``[B]`` weight ``w_b`` on the per-sample score difference ``g_b = P_f − P_r``;
             passed to ``dmd_loss`` as the constant prediction ``P_r + w(P_f − P_r)`` (its gradient is ``w_b·g_b``
             scaled as usual), e.g. ``losses.dmd.kl_time_weight``.
+        kl_coefficient: also return ``dm/kl_coef_unit``, the term's units per unit of ``∇E_t KL(q_t‖p_t)``
+            (``losses.tilt.dm_kl_coefficient``; meaningful at s = 0, the β-meter of stage 2).
     """
     t = timestep_to_sigma(t_r)
     with torch.no_grad():
@@ -172,10 +176,16 @@ def dmd_generator_term(bb: Backbone, teacher: nn.Module, fake: nn.Module, cond: 
         v_f = bb.velocity(fake, x_t, t, cond)
         p_r, _, _ = cps_step(x_t, v_r, t, s, bb.eta, z)
         p_f, _, _ = cps_step(x_t, v_f, t, s, bb.eta, z)
+        extra = {}
+        if kl_coefficient:
+            dims = tuple(range(1, p_r.ndim))
+            norm = (x_s.detach().float() - p_r).abs().mean(dim=dims) if normalize else None
+            extra["dm/kl_coef_unit"] = dm_kl_coefficient((p_f - p_r).abs().mean(dim=dims), norm, t,
+                                                         int(x_s[0].numel()), sample_weight)
         if sample_weight is not None:
             p_f = p_r + sample_weight.view(-1, *([1] * (p_r.ndim - 1))).to(p_r) * (p_f - p_r)
     loss, metrics = dmd_loss(x_s, p_f, p_r, normalize=normalize)
-    return loss, {"loss_dmd": loss.detach(), **metrics}
+    return loss, {"loss_dmd": loss.detach(), **metrics, **extra}
 
 
 def policy_logprob(bb: Backbone, net: nn.Module, cond: Any, traj: Trajectory, k: int,

@@ -50,7 +50,7 @@ def stage2_metrics(trained):
         torch.manual_seed(1)
         recipe, values = bench.method_values(cfg, method)
         gen = train_stage2(world.exact_teacher, s1.generator, s1.fake, world.reward, values, recipe,
-                           list(cfg.sigmas), cfg.eta, 0)
+                           list(cfg.sigmas), cfg.eta, 0).generator
         out[method] = _metrics(world, gen, cfg)
     return out
 
@@ -60,17 +60,55 @@ def _metrics(world, net, cfg):
     return world.evaluate(generate(net, 1500, g, list(cfg.sigmas), cfg.eta), g)
 
 
-@pytest.mark.parametrize("method", ["rtdmd", "grpo", "bp", "rtdmd_no_bp", "rtdmd_no_consistency"])
+@pytest.mark.parametrize("method", ["rtdmd", "grpo", "bp", "rtdmd_pg_all_steps", "rtdmd_no_bp", "rtdmd_no_dm",
+                                    "rtdmd_no_consistency"])
 def test_reward_driven_methods_raise_the_reward(stage2_metrics, method):
     before, after = stage2_metrics["stage1"]["mean_reward"], stage2_metrics[method]["mean_reward"]
     assert after > before + 0.1, (method, before, after)
 
 
-def test_no_subgrpo_is_restrained_by_the_dm_term(stage2_metrics):
+def test_no_pg_is_restrained_by_the_dm_term(stage2_metrics):
     """Paper weights without the policy gradient: the DM term (1e-3) holds BP (1e-4) back; BP alone runs off."""
-    before, after, bp = stage2_metrics["stage1"], stage2_metrics["rtdmd_no_subgrpo"], stage2_metrics["bp"]
+    before, after, bp = stage2_metrics["stage1"], stage2_metrics["rtdmd_no_pg"], stage2_metrics["bp"]
     assert after["mean_reward"] - before["mean_reward"] < bp["mean_reward"] - before["mean_reward"], (after, bp)
     assert after["mmd_teacher"] < bp["mmd_teacher"], (after, bp)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) and k != "rewards" else {f"{prefix}{k}": v})
+    return out
+
+
+# the paper's ablations (each a single change of rtdmd's config) and the switch each name must produce
+ABLATIONS = {"rtdmd_pg_all_steps": {"policy.step_selection": False}, "rtdmd_no_pg": {"policy.enabled": False},
+             "rtdmd_no_bp": {"bp.enabled": False}, "rtdmd_no_dm": {"aux.loss": "none"},
+             "rtdmd_no_consistency": {"aux.consistency.enabled": False}}
+
+
+def test_ablation_names_map_to_their_config_switches():
+    """Read the recipe config each ablation name produces: it differs from rtdmd's in exactly its switch, and the
+    paper's "w/o SubGRPO" trains the policy gradient on every stochastic step (rtdmd: 2 of the 3)."""
+    from rtdmd_bench.trainers.stage2_rtdmd import trained_steps
+
+    from rtdmd_bench.config import to_dict
+    from rtdmd_bench.toy.distill import recipe_config
+
+    cfg = bench.BenchConfig()
+    _, base = recipe_config(*bench.method_values(cfg, "rtdmd"), seed=0)
+    flat_base = _flat(to_dict(base))
+    built = {}
+    for name, switch in ABLATIONS.items():
+        _, built[name] = recipe_config(*bench.method_values(cfg, name), seed=0)
+        flat = _flat(to_dict(built[name]))
+        assert {k: v for k, v in flat.items() if flat_base[k] != v} == switch, name
+    n_steps = len(cfg.sigmas) - 1
+    for epoch in range(5):
+        assert trained_steps(built["rtdmd_pg_all_steps"], 0, epoch, n_steps) == ([0, 1, 2], [0, 1, 2, 3])
+        assert len(trained_steps(base, 0, epoch, n_steps)[0]) == 2
+        assert trained_steps(built["rtdmd_no_pg"], 0, epoch, n_steps) == ([], [3])
+    assert "rtdmd_no_subgrpo" not in bench.METHODS  # the old, mislabelled name (it removed the policy gradient)
 
 
 def test_exact_kl_tilts_less_than_grpo(stage2_metrics):
