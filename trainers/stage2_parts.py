@@ -31,6 +31,7 @@ from rtdmd_bench.losses.tilt import (
     advantage_scale,
     effective_beta_estimate,
     policy_gradient_coefficient,
+    state_beta_estimate,
     tilt_effective_sample_size,
     tilt_weights,
     update_log_normalizer,
@@ -164,7 +165,8 @@ def beta_meter(cfg: Any, bb: Any, metrics: dict, selected: list[int]) -> dict:
     """The run's effective β this epoch (``losses.tilt`` eq. M.1) from the epoch's metrics: ``adv/scale``,
     ``beta_meter/c_dm``, ``bp/hinge_active`` and the per-term gradient norms ``grad_norm/term/{pg,bp}``.
 
-    Returns ``beta_meter/{beta, c_pg, c_bp}`` (β in units of 1/R, R = the ``rewards``-weighted raw scores).
+    Returns ``beta_meter/{update, state, c_pg, c_bp}`` (eqs. M.1 and M.2; β in units of 1/R, R = the
+    ``rewards``-weighted raw scores).
     """
     from rtdmd_bench.sampling import cps_std
     from rtdmd_bench.training.metrics import to_float
@@ -178,6 +180,7 @@ def beta_meter(cfg: Any, bb: Any, metrics: dict, selected: list[int]) -> dict:
     c_pg = policy_gradient_coefficient(get("adv/scale"), cfg.sampling.k, len(selected), factors,
                                        cfg.policy.subset_correction) if cfg.policy.enabled else 0.0
     c_bp = cfg.bp.scale * get("bp/hinge_active") if cfg.bp.enabled else 0.0
-    beta = effective_beta_estimate(get("beta_meter/c_dm"), c_pg, c_bp, get("grad_norm/term/pg"),
-                                   get("grad_norm/term/bp"), cfg.aux.tilt_beta)
-    return {"beta_meter/beta": beta, "beta_meter/c_pg": c_pg, "beta_meter/c_bp": c_bp}
+    c_dm, g_pg, g_bp = get("beta_meter/c_dm"), get("grad_norm/term/pg"), get("grad_norm/term/bp")
+    return {"beta_meter/update": effective_beta_estimate(c_dm, c_pg, c_bp, g_pg, g_bp, cfg.aux.tilt_beta),
+            "beta_meter/state": state_beta_estimate(c_dm, get("grad_norm/term/dm"), c_pg, c_bp, g_pg, g_bp),
+            "beta_meter/c_pg": c_pg, "beta_meter/c_bp": c_bp}

@@ -86,18 +86,28 @@ def tilt_effective_sample_size(weights: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------------------------------------- β-meter
 # A stage-2 update is  w_dm·∇L_DM + ∇L_PG + ∇L_BP.  The meter writes each term as a coefficient times the natural
-# gradient it estimates and reads off the β of the objective  E_t KL(q_t‖p_t) − β·E_q R  the update descends:
+# gradient it estimates,
 #
 #     ∇L_DM ≈ c_DM·∇E_t KL(q_t‖p_t)        (nats; t = the run's renoise levels, the exact-KL mode's reference)
 #     ∇L_PG ≈ −c_PG·∇_SF E[R]              (score-function half of eq. 5.3, steps 0..N−2)
 #     ∇L_BP ≈ −c_BP·∇_PW E[R]              (pathwise half, the deterministic last step)
 #
-#     β̂ = tilt_beta + c_R / c_DM,   c_R = (G_PG + G_BP) / (G_PG/c_PG + G_BP/c_BP)                         (M.1)
+# and reads two numbers off it, with G the logged per-term gradient norms:
 #
-# with G the logged per-term gradient norms (c_R is the coefficient of ∇E[R] when the two halves are parallel).
-# For the exact-KL mode (raw_loo advantages with β, Gaussian log-prob, subset correction, BP scale β, KL time
-# weight, no normaliser) every coefficient is exact and β̂ = β; for the paper's weights they rest on the
-# approximations stated in each function.
+#  * the β of the objective  E_t KL(q_t‖p_t) − β·E_q R  the update descends (where the run is heading):
+#
+#     β_update = tilt_beta + c_R / c_DM,   c_R = (G_PG + G_BP) / (G_PG/c_PG + G_BP/c_BP)                 (M.1)
+#
+#    (c_R is the coefficient of ∇E[R] when the two halves are parallel);
+#  * the β of the distribution the run is at: for q = p·e^{β'R}/Z, ∇KL(q‖p) = β'·∇E_q R, so
+#
+#     β_state = ‖∇KL‖ / ‖∇E R‖ ≈ (G_DM/c_DM) / (G_PG/c_PG + G_BP/c_BP)                                  (M.2)
+#
+# At a fixed point the forces cancel (G_DM ≈ G_PG + G_BP) and the two agree. For the exact-KL mode (raw_loo
+# advantages with β, Gaussian log-prob, subset correction, BP scale β, KL time weight, no normaliser) every
+# coefficient is exact and β_update = β; for the paper's weights they rest on the approximations stated in each
+# function, and β_state also on the gradient norms being signal (a norm includes the estimator's noise, which
+# inflates ‖∇E R‖ from the policy gradient most).
 
 
 def advantage_scale(adv: Tensor, reward: Tensor, group_ids: Tensor) -> Tensor:
@@ -169,9 +179,26 @@ def dm_kl_coefficient(diff_abs: Tensor, normalizer: Tensor | None, t: Tensor, nu
     return ((omega * u / (numel * n)).sum() / den).float() if float(den) > 0 else torch.zeros(())
 
 
+def state_beta_estimate(c_dm: float, g_dm: float, c_pg: float = 0.0, c_bp: float = 0.0, g_pg: float = 0.0,
+                        g_bp: float = 0.0) -> float:
+    """The β-meter's reading of the current distribution, eq. (M.2): ``(G_DM/c_DM) / (G_PG/c_PG + G_BP/c_BP)``.
+
+    NaN when there is no DM term or no reward gradient (e.g. the calibrated mode, whose DM term is measured
+    against p̃, not p).
+
+    >>> state_beta_estimate(c_dm=0.5, g_dm=1.0, c_pg=2.0, g_pg=1.0)  # ‖∇KL‖ = 2, ‖∇E R‖ = 0.5
+    4.0
+    """
+    reward = sum(g / c for g, c in ((g_pg, c_pg), (g_bp, c_bp)) if g > 0 and c > 0)
+    if c_dm <= 0 or g_dm <= 0 or reward <= 0:
+        return float("nan")
+    return float((g_dm / c_dm) / reward)
+
+
 def effective_beta_estimate(c_dm: float, c_pg: float = 0.0, c_bp: float = 0.0, g_pg: float = 0.0,
                             g_bp: float = 0.0, tilt_beta: float = 0.0) -> float:
-    """The β-meter, eq. (M.1): ``β̂ = tilt_beta + c_R/c_DM`` with ``c_R = (G_PG + G_BP)/(G_PG/c_PG + G_BP/c_BP)``.
+    """The β-meter's update reading, eq. (M.1): ``β_update = tilt_beta + c_R/c_DM`` with
+    ``c_R = (G_PG + G_BP)/(G_PG/c_PG + G_BP/c_BP)``.
 
     A reward term with a zero coefficient or gradient norm drops out; without any, ``β̂ = tilt_beta`` (the
     calibrated mode's DM term is itself ``∇KL(q‖p̃)``). Returns NaN when the DM coefficient is 0 (no DM term:

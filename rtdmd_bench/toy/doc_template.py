@@ -113,12 +113,17 @@ prefer the β-meter of the run itself.
 
 ![beta_eff x sigma_R against dimension, and the beta-meter against the measured beta_eff](toy_dim.png)
 
-## The β-meter (`beta_meter/beta` in `metrics.jsonl`)
+## The β-meter (`beta_meter/*` in `metrics.jsonl`)
 
-Every stage-2 epoch logs the β of the objective `E_t KL(q_t‖p_t) − β·E_q[R]` its update descends
-(`losses/tilt.py`, eq. M.1; `trainers/stage2_parts.beta_meter`):
+Every stage-2 epoch writes each generator term as a coefficient times the natural gradient it estimates
+(`losses/tilt.py`; `trainers/stage2_parts.beta_meter`) and logs two readings:
 
-    β̂ = tilt_beta + c_R / c_DM,   c_R = (G_PG + G_BP) / (G_PG/c_PG + G_BP/c_BP)
+    beta_meter/update = tilt_beta + c_R / c_DM,   c_R = (G_PG + G_BP) / (G_PG/c_PG + G_BP/c_BP)       (M.1)
+    beta_meter/state  = (G_DM / c_DM) / (G_PG/c_PG + G_BP/c_BP)                                      (M.2)
+
+`update` is the β of the objective `E_t KL(q_t‖p_t) − β·E_q[R]` the update descends (where the run is heading);
+`state` is the β of the distribution the run is at, from `∇KL(q‖p) = β'·∇E_q[R]`, which holds for any
+`q = p·e^{β'R}/Z`. They agree at a fixed point, where the forces cancel.
 
 - `c_PG = s·(K−1)/K·|S|/(N−1)·mean_j f_j` (× (N−1)/|S| with `policy.subset_correction`): `s` = `adv/scale`, the
   least-squares units of the advantages per unit of R (1/σ_w, the pooled within-group reward std, for the paper's
@@ -127,13 +132,14 @@ Every stage-2 epoch logs the β of the objective `E_t KL(q_t‖p_t) − β·E_q[
 - `c_DM = w_dm·Σ_b ω_b u_b/(D n_b) / Σ_b κ_b u_b` (`beta_meter/c_dm`): the DM term per unit of the KL gradient in
   nats, with per-sample normaliser `n_b` (`dmd_normalizer`), time weight `ω_b`, score-difference size `u_b` and
   `κ = (1−t)²/t²`; exactly 1 for the exact-KL weighting.
-- `G_PG`, `G_BP`: the per-term gradient norms `grad_norm/term/{pg,bp}` (they weigh the score-function and pathwise
-  halves of ∇E[R]).
+- `G_*`: the per-term gradient norms `grad_norm/term/{dm,pg,bp}` (the toy measures them on every sub-batch,
+  `diagnostics.term_grad_subbatches: 0`; the image configs on one of 16).
 
-For the exact-KL mode every coefficient is exact and β̂ = β (tested). For the paper's weights it rests on two
-approximations (every stochastic step carries the same share of the reward gradient; per-sample DM gradients
-alike in size), and it measures the β of the *update*, not of the distribution reached: with standardised
-advantages the two differ whenever the run has not settled. Validation against the measured β_eff:
+For the exact-KL mode every coefficient is exact and the update reading is β (tested); for the calibrated mode it
+is `aux.tilt_beta`. For the paper's weights both readings rest on approximations (every stochastic step carries the
+same share of the reward gradient; per-sample DM gradients alike in size), and the state reading also on the
+gradient norms being signal: a norm includes its estimator's noise, which inflates the policy gradient's most.
+Validation against the measured β_eff:
 
 {{meter}}
 

@@ -33,6 +33,7 @@ TOY_STAGE2: dict[str, Any] = {
     "generator_optim.lr": 3e-4,  # [3e-6 on LoRA]
     "fake_optim.lr": 2e-3,  # faster than the generator so the fake score keeps up (as in stage 1)
     "ema.enabled": False,  # the toy reports the live generator
+    "diagnostics.term_grad_subbatches": 0,  # per-term gradient norms (the β-meter) on every sub-batch
 }
 
 

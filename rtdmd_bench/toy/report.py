@@ -124,8 +124,8 @@ def beta_table(doc: dict) -> str:
 
 
 def dim_table(doc: dict) -> str:
-    rows = ["| d | scale | σ_R(p) | β_eff (seeds) | β_eff·σ_R | β-meter (last 20 epochs) | MMD(p̃)/floor | stage-1 β_eff |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| d | scale | σ_R(p) | β_eff (seeds) | β_eff·σ_R | β-meter state | β-meter update | MMD(p̃)/floor | "
+            "stage-1 β_eff |", "|---|---|---|---|---|---|---|---|---|"]
     for d in doc["dims"]:
         s1 = [p["effective_beta"] for p in doc["stage1"] if p["dim"] == d]
         for c in doc["scales"]:
@@ -133,8 +133,10 @@ def dim_table(doc: dict) -> str:
             be = [p["beta_eff"] for p in pts]
             mean = sum(be) / len(be)
             meter = [p["meter_beta"] for p in pts]
+            update = [p["meter_update"] for p in pts]
             rows.append(f"| {d} | {c:g} | {pts[0]['sigma_r']:.3f} | {mean:.2f} ({', '.join(f'{v:.2f}' for v in be)}) | "
                         f"{mean * pts[0]['sigma_r']:.2f} | {sum(meter) / len(meter):.3g} | "
+                        f"{sum(update) / len(update):.3g} | "
                         f"{sum(p['mmd_over_floor'] for p in pts) / len(pts):.1f} | "
                         f"{sum(s1) / len(s1):.2f} |")
     return "\n".join(rows)
@@ -163,12 +165,13 @@ def law_text(doc: dict) -> list[str]:
 def meter_text(dim: dict | None, beta: dict | None) -> list[str]:
     out = []
     if dim:
-        v = dim.get("meter", {})
-        if v.get("n", 0) >= 3:
-            out.append(f"- Paper weights, d sweep ({v['n']} runs): correlation of log(meter) with log(β_eff) "
-                       f"{v['log_corr']:.2f}; the meter is off by a median factor {v['median_factor']:.2f} (worst "
-                       f"{v['max_factor']:.1f}); mean log ratio {v['mean_log_ratio']:+.2f} "
-                       f"({'over' if v['mean_log_ratio'] > 0 else 'under'}-estimates on average).")
+        for key, label in (("meter", "state reading (M.2)"), ("meter_update", "update reading (M.1)")):
+            v = dim.get(key, {})
+            if v.get("n", 0) >= 3:
+                out.append(f"- Paper weights, d sweep, {label} ({v['n']} runs): correlation of log(meter) with "
+                           f"log(β_eff) {v['log_corr']:.2f}; off by a median factor {v['median_factor']:.2f} (worst "
+                           f"{v['max_factor']:.1f}); mean log ratio {v['mean_log_ratio']:+.2f} "
+                           f"({'over' if v['mean_log_ratio'] > 0 else 'under'}-estimates on average).")
     if beta:
         pairs = [(mt, me) for cells in beta["cells"].values() for cell in cells.values()
                  for mt, me in zip(cell["metrics"]["meter_beta"]["seeds"], cell["metrics"]["effective_beta"]["seeds"])]

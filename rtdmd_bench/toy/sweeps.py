@@ -6,8 +6,9 @@
   acts on the ring plane; ``scale`` multiplies it): the measured β_eff, the fitted law
   ``log β_eff = a + b·log d + c·log scale`` with a bootstrap over seeds, its reading in units of the reward's
   std under p (``β·σ_R``, the unit standardised advantages see) and what it implies at the image latents'
-  dimension; and the β-meter (``beta_meter/beta`` of ``metrics.jsonl``, mean over the last ``METER_EPOCHS``
-  epochs) against the measured β_eff, with the calibrated runs of the ``beta`` sweep as a second group.
+  dimension; and the β-meter (``beta_meter/state`` and ``beta_meter/update`` of ``metrics.jsonl``, means over the
+  last ``METER_EPOCHS`` epochs) against the measured β_eff, with the calibrated runs of the ``beta`` sweep (whose
+  update reading is their β) as a second group.
 
 Both sweeps train every seed's stage 1 once (``bench.SeedRun``) and run the recipes themselves.
 """
@@ -45,9 +46,9 @@ def _evaluate(world: bench.World, net, steps, eta, seed: int, beta_max: float = 
     return out
 
 
-def meter_reading(rows: Sequence[dict], epochs: int = METER_EPOCHS) -> float:
-    """Mean ``beta_meter/beta`` over the last ``epochs`` rows of a stage-2 ``metrics.jsonl`` (NaN if absent)."""
-    vals = [r["beta_meter/beta"] for r in rows[-epochs:] if r.get("beta_meter/beta") is not None]
+def meter_reading(rows: Sequence[dict], key: str = "beta_meter/state", epochs: int = METER_EPOCHS) -> float:
+    """Mean of ``key`` over the last ``epochs`` rows of a stage-2 ``metrics.jsonl`` (NaN if absent)."""
+    vals = [r[key] for r in rows[-epochs:] if r.get(key) is not None]
     return sum(vals) / len(vals) if vals else float("nan")
 
 
@@ -80,7 +81,7 @@ def beta_sweep(base: bench.BenchConfig, betas: Sequence[float] = BETAS, rewards:
             net, steps, eta, rows = start.train("rtdmd_calibrated", world)
             m = _evaluate(world, net, steps, eta, seed)
             m["beta_rel_error"] = abs(m["effective_beta"] - beta) / beta
-            m["meter_beta"] = meter_reading(rows)
+            m["meter_beta"] = meter_reading(rows, "beta_meter/update")
             m["tilt_ess_frac"] = sum(r.get("tilt/ess_frac") or 0.0 for r in rows[-METER_EPOCHS:]) / METER_EPOCHS
             per[(kind, beta)].append(m)
             log(f"beta sweep seed {seed} {kind} beta={beta}: " + " ".join(f"{k}={v:.3g}" for k, v in m.items()))
@@ -97,7 +98,7 @@ def beta_sweep(base: bench.BenchConfig, betas: Sequence[float] = BETAS, rewards:
 
 
 # ---------------------------------------------------------------------------------------------- d sweep
-def reward_std(world: bench.World, n: int = 200_000, seed: int = 7) -> float:
+def reward_std(world: bench.World, n: int = 50_000, seed: int = 7) -> float:
     """Std of the reward under p (Monte Carlo on exact samples): the unit of standardised advantages."""
     x = world.data.sample(n, torch.Generator().manual_seed(seed)).double()
     with torch.no_grad():
@@ -108,7 +109,8 @@ def dim_sweep(base: bench.BenchConfig, dims: Sequence[int] = DIMS, scales: Seque
               method: str = "rtdmd", log: Log = lambda s: None) -> dict:
     """``method`` (paper weights by default) over ``dims`` × ``scales`` × ``seeds``; stage 1 (AC-DMD) as baseline.
 
-    Returns ``{"config", "points": [{"dim", "scale", "seed", "beta_eff", "meter_beta", "sigma_r", ...}],
+    Returns ``{"config", "points": [{"dim", "scale", "seed", "beta_eff", "meter_beta" (state reading),
+    "meter_update", "sigma_r", ...}],
     "stage1": [{"dim", "seed", "effective_beta", "mmd_over_floor"}], "fit", "meter", "seconds"}``.
     """
     t0 = time.perf_counter()
@@ -126,15 +128,16 @@ def dim_sweep(base: bench.BenchConfig, dims: Sequence[int] = DIMS, scales: Seque
             for c, world in worlds.items():
                 net, steps, eta, rows = start.train(method, world)
                 m = _evaluate(world, net, steps, eta, seed, BETA_MAX)
-                first = rows[0] if rows else {}
                 points.append({"dim": d, "scale": c, "seed": seed, "sigma_r": sigma[c],
                                "beta_eff": m["effective_beta"], "meter_beta": meter_reading(rows),
-                               "meter_beta_first": first.get("beta_meter/beta"), **m})
+                               "meter_update": meter_reading(rows, "beta_meter/update"), **m})
                 log(f"dim sweep d={d} scale={c} seed {seed}: beta_eff={m['effective_beta']:.3g} "
-                    f"meter={points[-1]['meter_beta']:.3g} mmd/floor={m['mmd_over_floor']:.3g}")
+                    f"meter state={points[-1]['meter_beta']:.3g} update={points[-1]['meter_update']:.3g} "
+                    f"mmd/floor={m['mmd_over_floor']:.3g}")
     return {"config": bench.config_dict(base), "method": method, "dims": list(dims), "scales": list(scales),
             "points": points, "stage1": stage1, "fit": fit_law(points, seeds),
             "meter": meter_validation([(p["meter_beta"], p["beta_eff"]) for p in points]),
+            "meter_update": meter_validation([(p["meter_update"], p["beta_eff"]) for p in points]),
             "seconds": time.perf_counter() - t0}
 
 

@@ -57,7 +57,10 @@ class Mixture:
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         chol = torch.linalg.cholesky(self.covs)  # [K, d, d]
-        x = self.means[k] + torch.einsum("nij,nj->ni", chol[k], z)
+        x = torch.empty_like(z)
+        for j in range(len(self.weights)):  # per component: no [n, d, d] gather (d = 128 in the dimension sweep)
+            rows = k == j
+            x[rows] = self.means[j] + z[rows] @ chol[j].T
         return x.float()
 
     def component_log_prob(self, x: torch.Tensor) -> torch.Tensor:

@@ -49,9 +49,9 @@ def stage2_metrics(trained):
     for method in STAGE2:
         torch.manual_seed(1)
         recipe, values = bench.method_values(cfg, method)
-        gen = train_stage2(world.exact_teacher, s1.generator, s1.fake, world.reward, values, recipe,
-                           list(cfg.sigmas), cfg.eta, 0).generator
-        out[method] = _metrics(world, gen, cfg)
+        res = train_stage2(world.exact_teacher, s1.generator, s1.fake, world.reward, values, recipe,
+                           list(cfg.sigmas), cfg.eta, 0)
+        out[method] = {**_metrics(world, res.generator, cfg), "rows": res.metrics}
     return out
 
 
@@ -109,6 +109,19 @@ def test_ablation_names_map_to_their_config_switches():
         assert len(trained_steps(base, 0, epoch, n_steps)[0]) == 2
         assert trained_steps(built["rtdmd_no_pg"], 0, epoch, n_steps) == ([], [3])
     assert "rtdmd_no_subgrpo" not in bench.METHODS  # the old, mislabelled name (it removed the policy gradient)
+
+
+def test_beta_meter_in_the_recipe_metrics(stage2_metrics):
+    """metrics.jsonl carries the β-meter every epoch: exactly the configured β for the exact-KL and calibrated
+    modes, a finite positive reading for the paper's weights, none without a DM term."""
+    beta = bench.quick_config().beta
+    for method in ("rtdmd_exact_kl", "rtdmd_calibrated"):
+        rows = stage2_metrics[method]["rows"]
+        assert len(rows) == bench.quick_config().stage2["train.steps"]
+        assert all(r["beta_meter/update"] == pytest.approx(beta, rel=1e-4) for r in rows), method
+    for r in stage2_metrics["rtdmd"]["rows"]:
+        assert r["beta_meter/update"] > 0 and r["beta_meter/state"] > 0 and r["grad_norm/term/pg"] > 0
+    assert all(r["beta_meter/update"] is None for r in stage2_metrics["grpo"]["rows"])  # no DM: no finite β
 
 
 def test_exact_kl_tilts_less_than_grpo(stage2_metrics):
