@@ -57,7 +57,8 @@ METHODS: dict[str, tuple[str, str, dict[str, Any] | Callable[[BenchConfig], dict
     "rtdmd_no_dm": ("stage2", "stage2_rtdmd", {"aux.loss": "none"}),
     "rtdmd_no_consistency": ("stage2", "stage2_rtdmd", {"aux.consistency.enabled": False}),
     "rtdmd_exact_kl": ("stage2", "stage2_rtdmd", lambda cfg: exact_kl_values(cfg.beta, cfg.exact_t)),
-    "rtdmd_calibrated": ("stage2", "stage2_rtdmd", lambda cfg: calibrated_values(cfg.beta)),
+    "rtdmd_calibrated": ("stage2", "stage2_rtdmd",
+                         lambda cfg: calibrated_values(cfg.beta, 3 * cfg.stage2["train.steps"] // 2)),
 }
 
 

@@ -48,19 +48,19 @@ def exact_kl_values(beta: float, t_range: tuple[float, float]) -> dict[str, Any]
             "renoise.end_timestep": sigma_to_timestep(t_range[1])}
 
 
-def calibrated_values(beta: float) -> dict[str, Any]:
+def calibrated_values(beta: float, epochs: int) -> dict[str, Any]:
     """Config values of the calibrated mode at tilt ``beta`` (``aux.tilt_beta``, ``losses.tilt``): DM alone, with
     a fake score that learns ``q·exp(−βr)``, so its fixed point is ``p̃ ∝ p·exp(βr)``; no policy gradient, no BP.
 
     The rest is schedule, chosen on seed 0 of the bump at β = 1 only (single runs, 300 epochs): the DM gradient
     through the whole rollout (``aux.path: chain``; with the last step alone β_eff wandered in 0.73–0.91 between
     50-epoch checkpoints, with chain + EMA in 0.91–0.94 from epoch 200), the generator EMA (0.97 per epoch, against
-    the iterate's jitter), 300 epochs instead of 200, and no clipping of the fake score's gradient, so that the
+    the iterate's jitter), ``epochs`` = 1.5× the toy schedule (300), and no clipping of the fake score's gradient, so that the
     epochs whose rare low-reward samples carry large weights are not cut (with and without it, β = 1 stayed within
     the run-to-run noise).
     """
     return {"policy.enabled": False, "bp.enabled": False, "aux.weight": 1.0, "aux.tilt_beta": beta,
-            "aux.path": "chain", "fake_optim.max_grad_norm": 1e3, "train.steps": 300,
+            "aux.path": "chain", "fake_optim.max_grad_norm": 1e3, "train.steps": epochs,
             "ema.enabled": True, "ema.decay": 0.97, "ema.update_interval": 1, "ema.warmup": False}
 
 
