@@ -58,7 +58,12 @@ def toy(
     if docs:
         from rtdmd_bench.toy import report
 
-        for path in report.write_docs(Path("docs"), Path("README.md")):
+        try:
+            written = report.write_docs(Path("docs"), Path("README.md"))
+        except report.DocsInputError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        for path in written:
             console.print(f"wrote {path}")
         return
     import torch

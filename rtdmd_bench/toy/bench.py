@@ -259,7 +259,8 @@ def plot(world: World, samples: dict[str, torch.Tensor], path: str, doc: dict | 
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
     ax_ = torch.linspace(-3.5, 3.5, 200)
     xx, yy = torch.meshgrid(ax_, ax_, indexing="xy")
-    dens = world.tilted.log_prob(torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)).exp().reshape(200, 200)
+    plane = world.tilted.project(PLANE)  # d > 2: the ring plane
+    dens = plane.log_prob(torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)).exp().reshape(200, 200)
     for a, name in zip(axes.flat, names):
         a.contour(xx.numpy(), yy.numpy(), dens.numpy(), levels=6, cmap="Greys", linewidths=0.7)
         x = samples[name].numpy()

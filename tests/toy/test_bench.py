@@ -163,6 +163,15 @@ def test_cli_writes_json_and_plot(tmp_path, monkeypatch):
     assert bad.exit_code != 0
     bad_teacher = CliRunner().invoke(app, ["--teacher", "nope", "--quick"])
     assert bad_teacher.exit_code != 0 and "unknown teacher" in bad_teacher.output
+    bad_sweep = CliRunner().invoke(app, ["--sweep", "nope", "--quick"])
+    assert bad_sweep.exit_code != 0 and "unknown sweep" in bad_sweep.output
+    monkeypatch.chdir(tmp_path)  # no docs/toy.json here: one error line, exit 2
+    no_docs = CliRunner().invoke(app, ["--docs"])
+    assert no_docs.exit_code == 2 and "toy.json not found" in no_docs.output
+    d3 = CliRunner().invoke(app, ["--methods", "teacher", "--seeds", "1", "--quick", "--dim", "3", "--json",
+                                  str(tmp_path / "d3.json"), "--plot", str(tmp_path / "d3.png")])
+    assert d3.exit_code == 0, d3.output
+    assert json.loads((tmp_path / "d3.json").read_text())["config"]["world"]["dim"] == 3
 
 
 @pytest.fixture(scope="module")
