@@ -144,7 +144,7 @@ def _table(doc: dict, timing: dict, table_cls):
     from rtdmd_bench.toy import bench
 
     floor = doc["noise_floor"]
-    world = bench.World(bench.BenchConfig(**_config_from_dict(doc["config"])))
+    world = bench.World(bench.config_from_dict(doc["config"]))
     t = table_cls(title=f"toy benchmark (beta={doc['config']['beta']}; floors: MMD(p)={floor['mmd_teacher']:.4f}, "
                   f"MMD(p~)={floor['mmd_tilted']:.4f}; exact E_p~[r]={world.reward.expected(world.tilted):.3f})")
     t.add_column("method")
@@ -155,14 +155,3 @@ def _table(doc: dict, timing: dict, table_cls):
         cells = [f"{m[k]['mean']:.3f} ± {m[k]['std']:.3f}" for k in bench.METRICS]
         t.add_row(name, *cells, f"{timing.get(name, {}).get('mean', 0.0):.1f}")
     return t
-
-
-def _config_from_dict(d: dict) -> dict:
-    """Rebuild the nested values of ``BenchConfig`` from ``config_dict`` output (stage1/stage2 stay dicts)."""
-    from rtdmd_bench.toy.world import WorldConfig
-
-    d = dict(d)
-    d["world"] = WorldConfig(**d["world"])
-    d["sigmas"] = tuple(d["sigmas"])
-    d["exact_t"] = tuple(d["exact_t"])
-    return d

@@ -104,6 +104,15 @@ def config_dict(cfg: BenchConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def config_from_dict(d: dict) -> BenchConfig:
+    """Inverse of ``config_dict`` (a results JSON's ``config``; stage1/stage2 stay dicts)."""
+    d = dict(d)
+    d["world"] = WorldConfig(**d["world"])
+    d["sigmas"] = tuple(d["sigmas"])
+    d["exact_t"] = tuple(d["exact_t"])
+    return BenchConfig(**d)
+
+
 class World:
     """The exact objects of one config: data mixture p, reward, tilted target p̃ and the teacher module."""
 

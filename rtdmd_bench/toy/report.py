@@ -191,7 +191,7 @@ def meter_text(dim: dict | None, beta: dict | None) -> list[str]:
 def render_toy_md(main: dict, beta: dict | None, dim: dict | None, template: str) -> str:
     """Fill the template's ``{{name}}`` slots."""
     floor = main["noise_floor"]
-    world = bench.World(bench.BenchConfig(**_config(main["config"])))
+    world = bench.World(bench.config_from_dict(main["config"]))
     secs = main.get("seconds", {})
     slots = {
         "floors": f"MMD(p) = {floor['mmd_teacher']:.3f}, MMD(p̃) = {floor['mmd_tilted']:.3f}",
@@ -216,16 +216,6 @@ def render_toy_md(main: dict, beta: dict | None, dim: dict | None, template: str
     for k, v in slots.items():
         out = out.replace("{{" + k + "}}", v)
     return out
-
-
-def _config(d: dict) -> dict:
-    from rtdmd_bench.toy.world import WorldConfig
-
-    d = dict(d)
-    d["world"] = WorldConfig(**d["world"])
-    d["sigmas"] = tuple(d["sigmas"])
-    d["exact_t"] = tuple(d["exact_t"])
-    return d
 
 
 def readme_section(main: dict) -> str:
