@@ -151,6 +151,17 @@ Validation against the measured β_eff:
 - RTDMD and GRPO tilt grows with training instead of stopping (MMD(p~), β_eff): 10 epochs 0.53 / 0.09 (GRPO 0.52 /
   0.11); 40 epochs 0.38 / 0.48 (0.37 / 0.62); 50 epochs 0.40 / 0.83 (0.45 / 1.00); 80 epochs 0.85 / 3.31
   (0.98 / 4.61). Both pass β = 1 around epoch 50; the DM term slows RTDMD by about 20%.
+- The β-meter along one paper-weight RTDMD run (seed 0, default config; meter readings averaged over 25-epoch
+  windows, β_eff measured at each window's end): epoch 25: state 0.36 / β_eff 0.27; 50: 1.00 / 0.59; 75: 2.61 /
+  2.89; 100: 6.2 / 5.6; 125: 9.6 / 5.6; 150: 9.8 / 8.1; 175: 10.7 / 9.7; 200: 11.2 / 9.7. Over the same run the
+  update reading rose from 441 to 3.1e3: the paper's update aims at a β in the thousands (≈ 1/w_dm per
+  standardised unit, ALGORITHM.md §5), and the distribution follows it as far as the training length lets it.
+- The calibrated mode's schedule was chosen on seed 0, β = 1, bump (β_eff at epochs 100 / 200 / 300, one run
+  each): DM on the last step only with per-batch-normalised weights 0.69 / 0.89 / 0.92 (0.72 at 250); the same with
+  the running normaliser and an unclipped fake gradient 0.71 / 0.85 / 0.91 (0.73 at 250); DM through the whole
+  chain with the generator EMA 0.75 / 0.94 / 0.91 (mode TV 0.034 at 300); chain at lr 1e-4 without EMA
+  0.38 / 0.88 / 0.97. At β = 2 the first version (last step, per-batch normaliser) over-tilted: β_eff 4–6 after
+  200–300 epochs, with or without EMA, batch 512 or an unclipped fake gradient; the weights' ESS was 2–5%.
 - The exact-KL mode with a narrower renoise range: t ∈ [0.05, 0.3] gave MMD(p~) 0.39 and β_eff 0.43; t ∈ [0.1, 0.3]
   gave 0.21 and 0.71.
 - Stage 1 reached the 3× criterion after a diagnosis (the first version stopped at 4.7×): a better-pretrained
