@@ -26,8 +26,8 @@ the reward-tilted distribution `p~(x) ∝ p(x)·exp(β r(x))` (ALGORITHM.md §5)
   calibrated modes) and `trainers.grpo`, through the recipe interface. `toy/distill.py` and `toy/finetune.py` only
   map the toy schedule onto the recipe configs (`TOY_STAGE1`, `TOY_STAGE2`; a method is a set of config values in
   `toy/bench.METHODS`). Differences from the image runs are config values: full-parameter AdamW (no LoRA),
-  `train.batched_rng`, no stage-2 EMA, a fake-loss weight clamp of 1e4 instead of 10, a fake score faster than the
-  generator, shorter schedules.
+  `train.batched_rng`, no stage-2 EMA (the calibrated mode has one), a fake-loss weight clamp of 1e4 instead of 10,
+  a fake score faster than the generator, shorter schedules.
 - **Metrics** (`toy/metrics.py`), read on the ring plane (the exact marginals of p and p~ there):
   RBF-MMD (bandwidths 0.1, 0.3, 1) and energy distance, each against its noise floor (the same statistic between
   two independent exact sample sets of n = 2000); mode TV (nearest-mean histogram against the exact weights of
@@ -160,7 +160,7 @@ Validation against the measured β_eff:
   each): DM on the last step only with per-batch-normalised weights 0.69 / 0.89 / 0.92 (0.72 at 250); the same with
   the running normaliser and an unclipped fake gradient 0.71 / 0.85 / 0.91 (0.73 at 250); DM through the whole
   chain with the generator EMA 0.75 / 0.94 / 0.91 (mode TV 0.034 at 300); chain at lr 1e-4 without EMA
-  0.38 / 0.88 / 0.97. At β = 2 the first version (last step, per-batch normaliser) over-tilted: β_eff 4–6 after
+  0.38 / 0.88 / 0.97. At β = 2 the first version (last step, per-batch normaliser) over-tilted: β_eff 3–6 after
   200–300 epochs, with or without EMA, batch 512 or an unclipped fake gradient; the weights' ESS was 2–5%.
 - The exact-KL mode with a narrower renoise range: t ∈ [0.05, 0.3] gave MMD(p~) 0.39 and β_eff 0.43; t ∈ [0.1, 0.3]
   gave 0.21 and 0.71.
