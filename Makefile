@@ -23,3 +23,6 @@ lint: setup
 
 toy: setup
 	$(BIN)/rtdmd-bench toy --seeds 3 --json docs/toy.json --plot docs/toy.png
+	$(BIN)/rtdmd-bench toy --sweep beta --seeds 3 --json docs/toy_beta.json --plot docs/toy_beta.png
+	$(BIN)/rtdmd-bench toy --sweep dim --seeds 3 --json docs/toy_dim.json --plot docs/toy_dim.png
+	$(BIN)/rtdmd-bench toy --docs

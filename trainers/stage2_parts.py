@@ -27,6 +27,15 @@ from rtdmd_bench.losses.policy import (
     reward_advantages,
 )
 from rtdmd_bench.losses.reward_bp import reward_bp_loss
+from rtdmd_bench.losses.tilt import (
+    advantage_scale,
+    effective_beta_estimate,
+    policy_gradient_coefficient,
+    state_beta_estimate,
+    tilt_effective_sample_size,
+    tilt_weights,
+    update_log_normalizer,
+)
 from rtdmd_bench.training.fake_score import fake_score_step, final_sample_batches, renoise_draws
 from rtdmd_bench.training.samplers import KRepeatSampler, shared_step_noise
 from rtdmd_bench.training.session import Session
@@ -71,12 +80,26 @@ def rollout(sess: Session, cfg: Any, sampler: KRepeatSampler, rewards: dict, sel
     return traj, prompts, metas, keys, {k: torch.cat(v) for k, v in scores.items()}
 
 
-def fake_update(sess: Session, cfg: Any, traj: Trajectory, prompts: list[str], keys: list[int]) -> dict:
+def fake_update(sess: Session, cfg: Any, traj: Trajectory, prompts: list[str], keys: list[int],
+                scores: dict[str, Tensor]) -> dict:
     """One AdamW step of the fake score on all local final outputs, s = 0, in ``aux.fake_batch_size`` chunks
-    (§4.6, P14)."""
-    batches = final_sample_batches(sess, traj.final, prompts, keys, cfg.aux.fake_batch_size)
-    return fake_score_step(sess, batches, cfg.renoise, cfg.aux.consistency, cfg.fake_optim.max_grad_norm,
-                           measured_batches=cfg.diagnostics.term_grad_subbatches)
+    (§4.6, P14). With ``aux.tilt_beta`` > 0 each output is weighted by ``losses.tilt.tilt_weights`` of its reward
+    ``R = Σ_k w_k r_k`` over the running normaliser of every rank's rollouts (the calibrated mode)."""
+    weights, logs = None, {}
+    if cfg.aux.tilt_beta > 0:
+        r = sum(float(w) * scores[k].float() for k, w in cfg.rewards.items())
+        all_r = parallel.all_gather_tensor(r, sess.dist)
+        extra = sess.state.extra  # the running normaliser lives in the checkpointed train state
+        extra["tilt_log_z"] = update_log_normalizer(extra.get("tilt_log_z"), all_r, cfg.aux.tilt_beta,
+                                                    cfg.aux.tilt_momentum)
+        all_w = tilt_weights(all_r, cfg.aux.tilt_beta, extra["tilt_log_z"])
+        n, rank = len(keys), sess.dist.rank
+        weights = all_w[rank * n:(rank + 1) * n].to(traj.final.device)
+        logs = {"tilt/ess_frac": tilt_effective_sample_size(all_w) / all_w.numel(), "tilt/w_max": all_w.max(),
+                "tilt/w_mean": all_w.mean()}
+    batches = final_sample_batches(sess, traj.final, prompts, keys, cfg.aux.fake_batch_size, weights)
+    return {**fake_score_step(sess, batches, cfg.renoise, cfg.aux.consistency, cfg.fake_optim.max_grad_norm,
+                              measured_batches=cfg.diagnostics.term_grad_subbatches), **logs}
 
 
 def advantages(sess: Session, cfg: Any, prompts: list[str], scores: dict) -> tuple[Tensor, dict]:
@@ -100,6 +123,8 @@ def advantages(sess: Session, cfg: Any, prompts: list[str], scores: dict) -> tup
         a = group_advantages(all_scores, cfg.rewards, group_ids, a_cfg.global_std, a_cfg.eps)
         parts = reward_advantages(all_scores, cfg.rewards, group_ids, a_cfg.global_std, a_cfg.eps)
     metrics = {f"reward_spread/{k}": group_spread(all_scores[k], group_ids) for k in cfg.rewards}
+    r = sum(float(w) * all_scores[k].float() for k, w in cfg.rewards.items())
+    metrics["adv/scale"] = advantage_scale(a, r, group_ids)  # advantage units per unit of R (the β-meter)
     metrics.update({f"adv/share/{k}": v for k, v in advantage_shares(parts).items()})
     n = len(prompts)
     return a[dist.rank * n:(dist.rank + 1) * n], metrics
@@ -122,7 +147,8 @@ def last_step_loss(sess: Session, cfg: Any, bp_rewards: dict, cond: Any, uncond:
         w = kl_time_weight(timestep_to_sigma(t_r), int(x0[0].numel())) if cfg.aux.time_weight == "kl" else None
         l_dm, logs = dmd_generator_term(bb, sess.teacher, sess.fake, cond, uncond, x0, s, t_r, eps,
                                         torch.zeros_like(eps), cfg.aux.real_guidance_scale,
-                                        cfg.aux.gradient_normalization, sample_weight=w)
+                                        cfg.aux.gradient_normalization, sample_weight=w, kl_coefficient=True)
+        logs["beta_meter/c_dm"] = cfg.aux.weight * logs.pop("dm/kl_coef_unit")
         terms["dm"] = cfg.aux.weight * l_dm
     if bp_rewards:
         with sess.timer.phase("reward_bp"):
@@ -133,3 +159,28 @@ def last_step_loss(sess: Session, cfg: Any, bp_rewards: dict, cond: Any, uncond:
         terms["bp"] = l_bp
         logs = {**logs, "loss_bp": l_bp.detach(), **bp_logs}
     return terms, logs
+
+
+def beta_meter(cfg: Any, bb: Any, metrics: dict, selected: list[int]) -> dict:
+    """The run's effective β this epoch (``losses.tilt`` eq. M.1) from the epoch's metrics: ``adv/scale``,
+    ``beta_meter/c_dm``, ``bp/hinge_active`` and the per-term gradient norms ``grad_norm/term/{pg,bp}``.
+
+    Returns ``beta_meter/{update, state, c_pg, c_bp}`` (eqs. M.1 and M.2; β in units of 1/R, R = the
+    ``rewards``-weighted raw scores).
+    """
+    from rtdmd_bench.sampling import cps_std
+    from rtdmd_bench.training.metrics import to_float
+
+    def get(key: str) -> float:
+        return to_float(metrics.get(key, 0.0)) or 0.0
+
+    d = float(torch.Size(bb.latent_shape).numel())
+    rho = [float(cps_std(float(s), bb.eta)) for s in bb.sigmas[1:-1]]  # the N−1 stochastic steps
+    factors = [2 * r * r / d if cfg.sampling.logprob == "simplified" else 1.0 for r in rho]
+    c_pg = policy_gradient_coefficient(get("adv/scale"), cfg.sampling.k, len(selected), factors,
+                                       cfg.policy.subset_correction) if cfg.policy.enabled else 0.0
+    c_bp = cfg.bp.scale * get("bp/hinge_active") if cfg.bp.enabled else 0.0
+    c_dm, g_pg, g_bp = get("beta_meter/c_dm"), get("grad_norm/term/pg"), get("grad_norm/term/bp")
+    return {"beta_meter/update": effective_beta_estimate(c_dm, c_pg, c_bp, g_pg, g_bp, cfg.aux.tilt_beta),
+            "beta_meter/state": state_beta_estimate(c_dm, get("grad_norm/term/dm"), c_pg, c_bp, g_pg, g_bp),
+            "beta_meter/c_pg": c_pg, "beta_meter/c_bp": c_bp}

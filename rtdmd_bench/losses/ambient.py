@@ -79,17 +79,20 @@ def ambient_target(x_s: Tensor, noise: Tensor, s: float | Tensor, t: float | Ten
 
 
 def fake_score_loss(v_pred: Tensor, target: Tensor, scale: Tensor | float,
-                    weight_clamp: tuple[float, float] = (0.0, 10.0)) -> Tensor:
+                    weight_clamp: tuple[float, float] = (0.0, 10.0), sample_weight: Tensor | None = None) -> Tensor:
     """Weighted ambient flow-matching loss of the fake score (eq. 3.2).
 
         w = clamp(1/max(λ², 1e−12), lo, hi)  (nan→0, ±inf→clamps);   L = mean(w·(λ·v − y_λ)²)
 
     With scale-out on this equals ``mean(min(1, 10σ_ts²)·(v − y)²)``: short sub-intervals are down-weighted.
+    ``sample_weight`` ``u_b`` multiplies sample b's terms, ``L = mean_b u_b·mean_{c,h,w}(w·(λv − y_λ)²)`` (the
+    calibrated tilt's importance weights, ``losses.tilt``).
 
     Args:
         v_pred: fake-score velocity ``[B, ...]`` (with grad).
         target: ``y_λ`` from ``ambient_target``; scale: its ``λ`` (broadcastable).
         weight_clamp: ``(fake_loss_weight_clamp_min, fake_loss_weight_clamp_max)``.
+        sample_weight: optional ``[B]`` per-sample weights (treated as constants).
 
     Returns:
         float32 scalar.
@@ -97,7 +100,11 @@ def fake_score_loss(v_pred: Tensor, target: Tensor, scale: Tensor | float,
     lam = torch.as_tensor(scale, dtype=torch.float32, device=v_pred.device)
     w = 1.0 / torch.clamp(lam * lam, min=_SIGMA_FLOOR_SQ)
     w = torch.nan_to_num(w, nan=0.0).clamp(weight_clamp[0], weight_clamp[1])
-    return (w * (lam * v_pred.float() - target.float()) ** 2).mean()
+    per_element = w * (lam * v_pred.float() - target.float()) ** 2
+    if sample_weight is None:
+        return per_element.mean()
+    u = sample_weight.detach().float().to(v_pred.device).reshape(-1, *([1] * (v_pred.ndim - 1)))
+    return (u * per_element).mean()
 
 
 def consistency_loss(h_anchor: Tensor, h_1: Tensor, h_2: Tensor, two_sample: bool = True) -> Tensor:

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 
-def _group_mean(r: Tensor, group_ids: Tensor) -> Tensor:
+def group_mean(r: Tensor, group_ids: Tensor) -> Tensor:
     """Per-sample mean of ``r`` over the samples sharing its group id. ``[N] -> [N]``."""
     _, inverse = torch.unique(group_ids, return_inverse=True)
     n_groups = int(inverse.max()) + 1
@@ -23,8 +23,8 @@ def _group_mean(r: Tensor, group_ids: Tensor) -> Tensor:
 
 def _group_std(r: Tensor, group_ids: Tensor) -> Tensor:
     """Per-sample population std (ddof 0) of ``r`` within its group. ``[N] -> [N]``."""
-    centred = r - _group_mean(r, group_ids)
-    return _group_mean(centred * centred, group_ids).sqrt()
+    centred = r - group_mean(r, group_ids)
+    return group_mean(centred * centred, group_ids).sqrt()
 
 
 def reward_advantages(rewards: Mapping[str, Tensor], weights: Mapping[str, float], group_ids: Tensor,
@@ -42,7 +42,7 @@ def reward_advantages(rewards: Mapping[str, Tensor], weights: Mapping[str, float
     out = {}
     for name, w in weights.items():
         r = rewards[name].detach().float().reshape(-1)
-        centred = r - _group_mean(r, group_ids)
+        centred = r - group_mean(r, group_ids)
         if not standardize:
             out[name] = w * centred
             continue

@@ -20,14 +20,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from rtdmd_bench.toy import metrics
-from rtdmd_bench.toy.distill import TOY_STAGE1, train_stage1
-from rtdmd_bench.toy.finetune import TOY_STAGE2, exact_kl_values, train_stage2
+from rtdmd_bench.toy.distill import TOY_STAGE1, Stage1Result, train_stage1
+from rtdmd_bench.toy.finetune import TOY_STAGE2, calibrated_values, exact_kl_values, train_stage2
 from rtdmd_bench.toy.nets import SD35_SIGMAS, ExactTeacher, generate, many_step_sigmas, pretrain
 from rtdmd_bench.toy.rewards import make_reward
 from rtdmd_bench.toy.world import WorldConfig, make_mixture
 
+PLANE = 2  # the ring of modes lives in the first two coordinates of the world
+# the two toy rewards as BenchConfig values: the bump of the default run and a linear reward along the ring's y axis
+REWARDS: dict[str, dict[str, Any]] = {
+    "bump": {"reward": "bump", "reward_params": {"center": (0.0, 2.0), "length": 1.5}},
+    "linear": {"reward": "linear", "reward_params": {"direction": (0.0, 1.0)}},
+}
 TEACHERS = ("exact", "mlp")  # closed-form velocity | the imperfect pretrained MLP (teacher error + method error)
 METRICS = ("mmd_teacher", "mmd_tilted", "energy_tilted", "mode_tv_tilted", "mean_reward", "variance_ratio",
            "effective_beta")
@@ -41,10 +48,17 @@ METHODS: dict[str, tuple[str, str, dict[str, Any] | Callable[[BenchConfig], dict
     "rtdmd": ("stage2", "stage2_rtdmd", {}),
     "grpo": ("stage2", "grpo", {}),
     "bp": ("stage2", "stage2_rtdmd", {"policy.enabled": False, "aux.loss": "none"}),
-    "rtdmd_no_subgrpo": ("stage2", "stage2_rtdmd", {"policy.enabled": False}),
+    # the paper's ablations (each removes or changes one thing of rtdmd): "w/o SubGRPO" = the GRPO estimator on
+    # every stochastic step (no subset, no shared noise); no policy gradient; no reward BP; no DM term; no
+    # consistency regulariser of the fake score
+    "rtdmd_pg_all_steps": ("stage2", "stage2_rtdmd", {"policy.step_selection": False}),
+    "rtdmd_no_pg": ("stage2", "stage2_rtdmd", {"policy.enabled": False}),
     "rtdmd_no_bp": ("stage2", "stage2_rtdmd", {"bp.enabled": False}),
+    "rtdmd_no_dm": ("stage2", "stage2_rtdmd", {"aux.loss": "none"}),
     "rtdmd_no_consistency": ("stage2", "stage2_rtdmd", {"aux.consistency.enabled": False}),
     "rtdmd_exact_kl": ("stage2", "stage2_rtdmd", lambda cfg: exact_kl_values(cfg.beta, cfg.exact_t)),
+    "rtdmd_calibrated": ("stage2", "stage2_rtdmd",
+                         lambda cfg: calibrated_values(cfg.beta, 3 * cfg.stage2["train.steps"] // 2)),
 }
 
 
@@ -90,6 +104,15 @@ def config_dict(cfg: BenchConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def config_from_dict(d: dict) -> BenchConfig:
+    """Inverse of ``config_dict`` (a results JSON's ``config``; stage1/stage2 stay dicts)."""
+    d = dict(d)
+    d["world"] = WorldConfig(**d["world"])
+    d["sigmas"] = tuple(d["sigmas"])
+    d["exact_t"] = tuple(d["exact_t"])
+    return BenchConfig(**d)
+
+
 class World:
     """The exact objects of one config: data mixture p, reward, tilted target p̃ and the teacher module."""
 
@@ -101,24 +124,84 @@ class World:
         self.reward = make_reward(cfg.reward, **cfg.reward_params)
         self.tilted = self.reward.tilt(self.data, cfg.beta)
         self.exact_teacher = ExactTeacher(self.data)
+        self._floors: dict[str, float] | None = None
 
-    def evaluate(self, x: torch.Tensor, g: torch.Generator) -> dict[str, float]:
-        """All metrics of samples ``x [n, 2]`` (fresh exact reference samples of the same size from ``g``)."""
-        n = len(x)
+    def evaluate(self, x: torch.Tensor, g: torch.Generator, beta_max: float = 30.0) -> dict[str, float]:
+        """All metrics of samples ``x [n, d]`` (fresh exact reference samples of the same size from ``g``).
+
+        Distances, modes and variances are read on the ring plane (the first two coordinates, against the exact
+        marginals of p and p̃ there: every mode lives in it); the mean reward uses all d coordinates.
+        ``beta_max``: upper end of the effective-β search.
+        """
+        n, xp = len(x), x[:, :PLANE]
+        data, tilted = self.data.project(PLANE), self.tilted.project(PLANE)
         return {
-            "mmd_teacher": metrics.mmd(x, self.data.sample(n, g)),
-            "mmd_tilted": metrics.mmd(x, self.tilted.sample(n, g)),
-            "energy_tilted": metrics.energy(x, self.tilted.sample(n, g)),
-            "mode_tv_tilted": metrics.mode_tv(x, self.tilted),
+            "mmd_teacher": metrics.mmd(xp, data.sample(n, g)),
+            "mmd_tilted": metrics.mmd(xp, tilted.sample(n, g)),
+            "energy_tilted": metrics.energy(xp, tilted.sample(n, g)),
+            "mode_tv_tilted": metrics.mode_tv(xp, tilted),
             "mean_reward": metrics.mean_reward(x, self.reward),
-            "variance_ratio": metrics.variance_ratio(x, self.tilted),
-            "effective_beta": metrics.effective_beta(x, self.data, self.reward),
+            "variance_ratio": metrics.variance_ratio(xp, tilted),
+            "effective_beta": metrics.effective_beta(xp, self.data, self.reward, hi=beta_max),
         }
 
+    def floors(self) -> dict[str, float]:
+        """``noise_floor()``, computed once."""
+        if self._floors is None:
+            self._floors = self.noise_floor()
+        return self._floors
+
     def noise_floor(self) -> dict[str, float]:
+        """MMD between independent exact sample sets of ``n_eval`` points of p and of p̃ (ring-plane marginals)."""
         n = self.cfg.n_eval
-        return {"mmd_teacher": metrics.noise_floor(lambda k, g: self.data.sample(k, g), metrics.mmd, n),
-                "mmd_tilted": metrics.noise_floor(lambda k, g: self.tilted.sample(k, g), metrics.mmd, n)}
+        data, tilted = self.data.project(PLANE), self.tilted.project(PLANE)
+        return {"mmd_teacher": metrics.noise_floor(lambda k, g: data.sample(k, g), metrics.mmd, n),
+                "mmd_tilted": metrics.noise_floor(lambda k, g: tilted.sample(k, g), metrics.mmd, n)}
+
+
+class SeedRun:
+    """One seed's shared start: the pretrained velocity MLP (generator/fake init, and the teacher when
+    ``teacher="mlp"``) and the stage-1 AC-DMD result every stage-2 method starts from (trained on first use).
+
+    Worlds that differ only in reward or β (the sweeps) share it: ``train`` takes the world to train against.
+    """
+
+    def __init__(self, world: World, seed: int):
+        cfg = self.cfg = world.cfg
+        self.seed, self.world = seed, world
+        torch.manual_seed(seed)
+        t0 = time.perf_counter()
+        self.init = pretrain(world.data, cfg.pretrain_steps, batch=256, lr=cfg.pretrain_lr, seed=seed,
+                             hidden=cfg.hidden)
+        self.seconds = {"_pretrain": time.perf_counter() - t0}
+        self.teacher = world.exact_teacher if cfg.teacher == "exact" else self.init
+        self._s1: Stage1Result | None = None
+
+    def stage1(self) -> Stage1Result:
+        if self._s1 is None:
+            t1 = time.perf_counter()
+            recipe, values = method_values(self.cfg, "ac_dmd")
+            self._s1 = train_stage1(self.teacher, self.init, values, recipe, list(self.cfg.sigmas), self.cfg.eta,
+                                    self.seed)
+            self.seconds["_stage1"] = time.perf_counter() - t1
+        return self._s1
+
+    def train(self, name: str, world: World | None = None) -> tuple[nn.Module, list[float], float, list[dict]]:
+        """Method ``name`` against ``world`` (default: this seed's): ``(net, sampler sigmas, η, metrics rows)``."""
+        world = world or self.world
+        cfg, sigmas = world.cfg, list(self.cfg.sigmas)
+        kind = METHODS[name][0]
+        if kind == "teacher":
+            return self.teacher, many_step_sigmas(cfg.teacher_steps), 0.0, []
+        recipe, values = method_values(cfg, name)
+        if kind == "stage1":
+            net = self.stage1().generator if name == "ac_dmd" else \
+                train_stage1(self.teacher, self.init, values, recipe, sigmas, cfg.eta, self.seed).generator
+            return net, sigmas, cfg.eta, []
+        s1 = self.stage1()
+        res = train_stage2(self.teacher, s1.generator, s1.fake, world.reward, values, recipe, sigmas, cfg.eta,
+                           self.seed)
+        return res.generator, sigmas, cfg.eta, res.metrics
 
 
 def run_seed(world: World, methods: Sequence[str], seed: int,
@@ -126,49 +209,22 @@ def run_seed(world: World, methods: Sequence[str], seed: int,
     """Train and evaluate ``methods`` for one seed.
 
     Returns:
-        ``(metrics {method: {metric: value}}, samples {method: [n, 2]}, seconds {method: float})``; stage-2
+        ``(metrics {method: {metric: value}}, samples {method: [n, d]}, seconds {method: float})``; stage-2
         seconds exclude the shared pretraining and stage 1 (reported as ``_pretrain`` and ``_stage1``).
     """
-    cfg = world.cfg
-    sigmas = list(cfg.sigmas)
-    torch.manual_seed(seed)
-    t0 = time.perf_counter()
-    init = pretrain(world.data, cfg.pretrain_steps, batch=256, lr=cfg.pretrain_lr, seed=seed, hidden=cfg.hidden)
-    seconds = {"_pretrain": time.perf_counter() - t0}
-    teacher = world.exact_teacher if cfg.teacher == "exact" else init
-    cache: dict = {}
-
-    def stage1(name: str):
-        """Stage 1 of method ``name``; the default (AC-DMD) result is shared by ac_dmd and every stage-2 method."""
-        recipe, values = method_values(cfg, name)
-        if name != "ac_dmd":
-            return train_stage1(teacher, init, values, recipe, sigmas, cfg.eta, seed)
-        if "s1" not in cache:
-            t1 = time.perf_counter()
-            cache["s1"] = train_stage1(teacher, init, values, recipe, sigmas, cfg.eta, seed)
-            seconds["_stage1"] = time.perf_counter() - t1
-        return cache["s1"]
-
-    out, samples = {}, {}
+    start = SeedRun(world, seed)
+    out, samples, seconds = {}, {}, {}
     for name in methods:
-        kind = METHODS[name][0]
-        net, steps, eta = None, sigmas, cfg.eta
-        if kind == "stage2":
-            s1 = stage1("ac_dmd")
+        if METHODS[name][0] == "stage2":
+            start.stage1()
         t0 = time.perf_counter()
-        if kind == "teacher":
-            net, steps, eta = teacher, many_step_sigmas(cfg.teacher_steps), 0.0
-        elif kind == "stage1":
-            net = stage1(name).generator
-        else:
-            recipe, values = method_values(cfg, name)
-            net = train_stage2(teacher, s1.generator, s1.fake, world.reward, values, recipe, sigmas, cfg.eta, seed)
+        net, steps, eta, _ = start.train(name)
         seconds[name] = time.perf_counter() - t0
         g = torch.Generator().manual_seed(10_000 + seed)
-        x = generate(net, cfg.n_eval, g, steps, eta)
+        x = generate(net, world.cfg.n_eval, g, steps, eta)
         out[name], samples[name] = world.evaluate(x, g), x
         log(f"seed {seed} {name}: {seconds[name]:.1f}s " + " ".join(f"{k}={v:.3g}" for k, v in out[name].items()))
-    return out, samples, seconds
+    return out, samples, {**start.seconds, **seconds}
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
@@ -212,7 +268,8 @@ def plot(world: World, samples: dict[str, torch.Tensor], path: str, doc: dict | 
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
     ax_ = torch.linspace(-3.5, 3.5, 200)
     xx, yy = torch.meshgrid(ax_, ax_, indexing="xy")
-    dens = world.tilted.log_prob(torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)).exp().reshape(200, 200)
+    plane = world.tilted.project(PLANE)  # d > 2: the ring plane
+    dens = plane.log_prob(torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)).exp().reshape(200, 200)
     for a, name in zip(axes.flat, names):
         a.contour(xx.numpy(), yy.numpy(), dens.numpy(), levels=6, cmap="Greys", linewidths=0.7)
         x = samples[name].numpy()

@@ -33,6 +33,7 @@ TOY_STAGE2: dict[str, Any] = {
     "generator_optim.lr": 3e-4,  # [3e-6 on LoRA]
     "fake_optim.lr": 2e-3,  # faster than the generator so the fake score keeps up (as in stage 1)
     "ema.enabled": False,  # the toy reports the live generator
+    "diagnostics.term_grad_subbatches": 0,  # per-term gradient norms (the β-meter) on every sub-batch
 }
 
 
@@ -45,6 +46,22 @@ def exact_kl_values(beta: float, t_range: tuple[float, float]) -> dict[str, Any]
             "aux.gradient_normalization": False, "aux.time_weight": "kl", "aux.path": "chain",
             "renoise.timestep_offset": sigma_to_timestep(t_range[0]),
             "renoise.end_timestep": sigma_to_timestep(t_range[1])}
+
+
+def calibrated_values(beta: float, epochs: int) -> dict[str, Any]:
+    """Config values of the calibrated mode at tilt ``beta`` (``aux.tilt_beta``, ``losses.tilt``): DM alone, with
+    a fake score that learns ``q·exp(−βr)``, so its fixed point is ``p̃ ∝ p·exp(βr)``; no policy gradient, no BP.
+
+    The rest is schedule, chosen on seed 0 of the bump at β = 1 only (single runs, 300 epochs): the DM gradient
+    through the whole rollout (``aux.path: chain``; with the last step alone β_eff wandered in 0.73–0.91 between
+    50-epoch checkpoints, with chain + EMA in 0.91–0.94 from epoch 200), the generator EMA (0.97 per epoch, against
+    the iterate's jitter), ``epochs`` = 1.5× the toy schedule (300), and no clipping of the fake score's gradient, so that the
+    epochs whose rare low-reward samples carry large weights are not cut (with and without it, β = 1 stayed within
+    the run-to-run noise).
+    """
+    return {"policy.enabled": False, "bp.enabled": False, "aux.weight": 1.0, "aux.tilt_beta": beta,
+            "aux.path": "chain", "fake_optim.max_grad_norm": 1e3, "train.steps": epochs,
+            "ema.enabled": True, "ema.decay": 0.97, "ema.update_interval": 1, "ema.warmup": False}
 
 
 class ToyRewardModule(nn.Module):
@@ -63,15 +80,29 @@ class _Scores:
     scores: Tensor
 
 
+@dataclass
+class Stage2Result:
+    """A trained stage-2 generator (the EMA weights when the config enables the EMA, else the last iterate) and
+    the run's ``metrics.jsonl`` rows (one per epoch: losses, ``grad_norm/term/*``, ``beta_meter/*``, ...)."""
+
+    generator: nn.Module
+    metrics: list[dict]
+
+
 def train_stage2(teacher: nn.Module, generator: nn.Module, fake: nn.Module, reward, values: Mapping[str, Any],
                  recipe: str = "stage2_rtdmd", sigmas: Sequence[float] = SD35_SIGMAS, eta: float = 0.9,
-                 seed: int = 0) -> nn.Module:
-    """Run a stage-2 recipe from the stage-1 generator and fake score; returns the trained generator.
+                 seed: int = 0) -> Stage2Result:
+    """Run a stage-2 recipe from the stage-1 generator and fake score.
 
     ``values``: dotted recipe-config values (``TOY_STAGE2`` and a method's switches). The SubGRPO step range is set
     to every stochastic step of ``sigmas`` (``policy.range_end = N − 2``).
     """
+    import copy
+    import json
+    from pathlib import Path
+
     from rtdmd_bench import config
+    from rtdmd_bench.training.ema import named_trainable
     from rtdmd_bench.training.recipe import InMemoryWorld
 
     rec, cfg = recipe_config(recipe, {"policy.range_end": len(sigmas) - 3, **values}, seed)
@@ -82,4 +113,10 @@ def train_stage2(teacher: nn.Module, generator: nn.Module, fake: nn.Module, rewa
                           rewards={"r": (ToyRewardModule(reward), 1.0)})
     with tempfile.TemporaryDirectory(prefix="toy-stage2-") as out:
         sess = rec(cfg, config.to_dict(cfg), weights=None, out=out, device="cpu", world=world)
-    return sess.gen.requires_grad_(False)
+        rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    gen = sess.gen
+    ema = sess.state.emas.get("generator")
+    if ema is not None:
+        with ema.swapped(named_trainable(sess.gen)):
+            gen = copy.deepcopy(sess.gen)
+    return Stage2Result(gen.requires_grad_(False), rows)

@@ -87,7 +87,8 @@ def effective_beta(x: torch.Tensor, data: Mixture, reward, lo: float | None = No
     ends, so a collapsed generator reads as ``hi``.
 
     Args:
-        x: samples ``[n, 2]``.
+        x: samples ``[n, k]``, the first k coordinates of the world (histogram against the tilted mixture's
+            marginal on them; the ring plane, k = 2, carries every mode).
         data: the untilted mixture p.
         reward: a toy reward with ``tilt(mix, beta)`` and ``min_beta(mix)``.
         lo, hi: search range; ``lo`` defaults to ``max(−5, 0.95·min_beta)``.
@@ -96,7 +97,7 @@ def effective_beta(x: torch.Tensor, data: Mixture, reward, lo: float | None = No
         lo = max(-5.0, reward.min_beta(data) * 0.95)
 
     def argmin(grid: list[float]) -> float:
-        return min(grid, key=lambda b: mode_tv(x, reward.tilt(data, b)))
+        return min(grid, key=lambda b: mode_tv(x, reward.tilt(data, b).project(x.shape[1])))
 
     coarse = argmin(torch.arange(lo, hi + 1e-9, 0.25).tolist())
     fine = torch.arange(max(lo, coarse - 0.25), min(hi, coarse + 0.25) + 1e-9, 0.01).tolist()

@@ -1,11 +1,11 @@
-"""Toy networks and the toy backbone (the 2-D stand-in for an image generator family).
+"""Toy networks and the toy backbone (the d-dimensional stand-in for an image generator family).
 
-* ``VelocityMLP``: ``v(x, σ)`` for ``x [B, 2]``, ``σ [B]`` in [0, 1]; input ``[x, sin/cos(2π f σ)]``, SiLU MLP.
+* ``VelocityMLP``: ``v(x, σ)`` for ``x [B, d]``, ``σ [B]`` in [0, 1]; input ``[x, sin/cos(2π f σ)]``, SiLU MLP.
   The same class plays teacher (when imperfect), generator and fake score, as the same transformer does on images.
 * ``ExactTeacher``: the closed-form ``E[ε − x0 | x_σ]`` of ``world.teacher_velocity`` as a parameter-free module.
 * ``pretrain``: plain flow matching ``E|v(x_σ, σ) − (ε − x0)|²`` on exact samples; the result initialises the
   generator and the fake score (the images' "pretrained base model") and is the optional imperfect teacher.
-* ``ToyBackbone``: implements ``rtdmd_bench.training.backbone.Backbone`` (2-D latents, identity decode, unconditional
+* ``ToyBackbone``: implements ``rtdmd_bench.training.backbone.Backbone`` (d-dim latents, identity decode, unconditional
   world: prompts only name groups), so the shared recipes and samplers run on it unchanged.
 * ``generate``: the 4-step CPS(η) sampler of the images (``sampling.cps_rollout``, sigmas [1, .9, .75, .5, 0]).
 """
@@ -31,6 +31,7 @@ class VelocityMLP(nn.Module):
 
     def __init__(self, dim: int = 2, hidden: int = 128, depth: int = 3, n_freq: int = 8):
         super().__init__()
+        self.dim = dim
         self.register_buffer("freqs", 2 ** torch.arange(n_freq, dtype=torch.float32) * math.pi / 2, persistent=False)
         layers: list[nn.Module] = [nn.Linear(dim + 2 * n_freq, hidden), nn.SiLU()]
         for _ in range(depth - 1):
@@ -45,11 +46,12 @@ class VelocityMLP(nn.Module):
 
 
 class ExactTeacher(nn.Module):
-    """Closed-form teacher velocity of a mixture as a module: ``forward(x [B,2], σ [B]) -> [B,2]`` (no grad)."""
+    """Closed-form teacher velocity of a mixture as a module: ``forward(x [B,d], σ [B]) -> [B,d]`` (no grad)."""
 
     def __init__(self, mix: Mixture):
         super().__init__()
         self.mix = mix
+        self.dim = mix.dim
 
     def forward(self, x: Tensor, sigma: Any, cond: Any = None) -> Tensor:
         s = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1).expand(x.shape[0])
@@ -65,12 +67,12 @@ def pretrain(mix: Mixture, steps: int = 1500, batch: int = 512, lr: float = 2e-3
     """
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    net = VelocityMLP(hidden=hidden)
+    net = VelocityMLP(dim=mix.dim, hidden=hidden)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     for _ in range(steps):
         x0 = mix.sample(batch, g)
-        eps = torch.randn(batch, 2, generator=g)
+        eps = torch.randn(batch, mix.dim, generator=g)
         s = torch.rand(batch, generator=g)
         xs = (1 - s[:, None]) * x0 + s[:, None] * eps
         loss = ((net(xs, s) - (eps - x0)) ** 2).mean()
@@ -83,14 +85,15 @@ def pretrain(mix: Mixture, steps: int = 1500, batch: int = 512, lr: float = 2e-3
 
 def generate(net: nn.Module, n: int, generator: torch.Generator, sigmas: Sequence[float] = SD35_SIGMAS,
              eta: float = 0.9) -> Tensor:
-    """``n`` samples ``[n, 2]`` of the CPS(η) sampler over ``sigmas`` (the images' few-step generator)."""
-    x = torch.randn(n, 2, generator=generator)
+    """``n`` samples ``[n, d]`` (``d = net.dim``) of the CPS(η) sampler over ``sigmas`` (the images' few-step
+    generator)."""
+    x = torch.randn(n, net.dim, generator=generator)
 
     def velocity(xk: Tensor, sigma: float, k: int) -> Tensor:
         return net(xk, torch.full((n,), sigma))
 
     def noise(k: int) -> Tensor:
-        return torch.randn(n, 2, generator=generator)
+        return torch.randn(n, net.dim, generator=generator)
 
     with torch.no_grad():
         return cps_rollout(x, velocity, list(sigmas), eta, noise)
@@ -110,7 +113,6 @@ class ToyBackbone:
 
     family = "toy"
     lora_targets = None
-    latent_shape = (2,)
     device = torch.device("cpu")
 
     def __init__(self, teacher: nn.Module, generator_init: nn.Module, fake_init: nn.Module | None = None,
@@ -120,6 +122,7 @@ class ToyBackbone:
         self.fake_init = fake_init if fake_init is not None else generator_init
         self.sigmas = torch.tensor(sigmas, dtype=torch.float32)
         self.eta = eta
+        self.latent_shape = (generator_init.dim,)
 
     def networks(self):
         from rtdmd_bench.training.backbone import Networks

@@ -1,86 +1,115 @@
-"""Toy rewards with a closed-form tilted target ``p̃ ∝ p·exp(β r)`` (ALGORITHM.md eq. 5.1).
+"""Toy rewards with a closed-form tilted target ``p̃ ∝ p·exp(β r)`` (ALGORITHM.md eq. 5.1), in d dimensions.
 
 Both rewards are quadratic-or-linear in x, so multiplying a Gaussian component ``N(m, S)`` by ``exp(β r)`` gives
-another Gaussian times a constant ``Z``; the tilted target is again a mixture with weights ``∝ w_k Z_k``:
+another Gaussian times a constant ``Z``; the tilted target is again a mixture with weights ``∝ w_k Z_k``. A reward
+acts on the first ``p`` coordinates through the selector ``P = [I_p 0]`` (``p = len(center)`` or
+``len(direction)``, the ring plane by default) or, for the bump with ``coords="all"``, on all of them (``P = I``,
+the center padded with zeros). ``scale`` multiplies the reward, so the tilt at β with scale c is the tilt at βc.
 
-* Gaussian bump ``r(x) = −|x − c|²/(2l²)``, ``a = β/l²``:
-  ``S' = (S⁻¹ + aI)⁻¹``, ``m' = S'(S⁻¹m + a c)``, ``log Z = −½ log det(I + aS) − (a/2)(m−c)ᵀ(I + aS)⁻¹(m−c)``.
-  Valid while ``I + aS`` is positive definite (any β ≥ 0, and β > −l²/λ_max(S)).
-* Linear ``r(x) = a·x``: ``S' = S``, ``m' = m + βSa``, ``log Z = β a·m + (β²/2) aᵀSa`` (any β).
+* Gaussian bump ``r(x) = −c·|Px − μ|²/(2l²)``, ``a = βc/l²``, with ``M = I_p + a P S Pᵀ``:
+  ``S' = S − a S Pᵀ M⁻¹ P S`` (= ``(S⁻¹ + a PᵀP)⁻¹``, Woodbury), ``m' = m + a S' Pᵀ(μ − Pm)``,
+  ``log Z = −½ log det M − (a/2)(Pm − μ)ᵀ M⁻¹ (Pm − μ)``. Valid while ``M`` is positive definite (any β ≥ 0).
+* Linear ``r(x) = c·a·x``: ``S' = S``, ``m' = m + βc·S a``, ``log Z = βc·a·m + (βc)²/2 aᵀSa`` (any β).
 
-The reward callables are differentiable torch functions of ``x [n, 2]`` returning ``[n]`` (the BP term needs
-the gradient); the ``tilt`` methods are float64 and exact.
+The reward callables are differentiable torch functions of ``x [n, d]`` returning ``[n]`` (the BP term needs the
+gradient); the ``tilt`` methods are float64 and exact.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from rtdmd_bench.toy.world import Mixture
 
 
+def _pad(v: tuple[float, ...], d: int, what: str) -> torch.Tensor:
+    """``v`` as a float64 ``[d]`` vector padded with zeros (error if longer than d)."""
+    if len(v) > d:
+        raise ValueError(f"toy reward {what} has {len(v)} coordinates but the world has {d}")
+    return torch.nn.functional.pad(torch.tensor(v, dtype=torch.float64), (0, d - len(v)))
+
+
 @dataclass(frozen=True)
 class BumpReward:
-    """``r(x) = −|x − c|²/(2 l²)``; ``center`` (cx, cy), ``length`` l."""
+    """``r(x) = −scale·|Px − center|²/(2·length²)``; ``P`` selects the first ``len(center)`` coordinates
+    (``coords="leading"``) or all of them (``coords="all"``, center padded with zeros)."""
 
-    center: tuple[float, float] = (0.0, 2.0)
+    center: tuple[float, ...] = (0.0, 2.0)
     length: float = 1.0
+    coords: Literal["leading", "all"] = "leading"
+    scale: float = 1.0
+
+    def _selector(self, d: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(P [p, d], μ [p])`` float64."""
+        if self.coords == "all":
+            return torch.eye(d, dtype=torch.float64), _pad(self.center, d, "center")
+        if self.coords != "leading":
+            raise ValueError(f"unknown bump coords {self.coords!r}; expected 'leading' or 'all'")
+        p = len(self.center)
+        _pad(self.center, d, "center")
+        return torch.eye(d, dtype=torch.float64)[:p], torch.tensor(self.center, dtype=torch.float64)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """``[n, 2] -> [n]`` (differentiable)."""
-        c = torch.as_tensor(self.center, dtype=x.dtype, device=x.device)
-        return -((x - c) ** 2).sum(-1) / (2 * self.length**2)
+        """``[n, d] -> [n]`` (differentiable)."""
+        sel, mu = self._selector(x.shape[1])
+        px = x @ sel.to(x.dtype).T
+        return -self.scale * ((px - mu.to(x.dtype)) ** 2).sum(-1) / (2 * self.length**2)
 
     def tilt(self, mix: Mixture, beta: float) -> Mixture:
-        """Exact ``p̃ ∝ p·exp(β r)`` as a mixture (float64)."""
-        a = beta / self.length**2
-        eye = torch.eye(mix.dim, dtype=torch.float64)
-        c = torch.tensor(self.center, dtype=torch.float64)
-        m_a = eye + a * mix.covs  # [K, d, d]  I + aS
+        """Exact ``p̃ ∝ p·exp(β r)`` as a mixture (float64; formulas in the module docstring)."""
+        a = beta * self.scale / self.length**2
+        sel, mu = self._selector(mix.dim)
+        ps = torch.einsum("ij,kjl->kil", sel, mix.covs)  # P S   [K, p, d]
+        m_a = torch.eye(sel.shape[0], dtype=torch.float64) + a * ps @ sel.T  # I + a P S Pᵀ   [K, p, p]
         if bool((torch.linalg.eigvalsh(m_a) <= 0).any()):
-            raise ValueError(f"beta={beta} makes I + (beta/l^2) S indefinite: the tilted density is not normalisable")
-        covs = torch.linalg.solve(m_a, mix.covs)  # (I + aS)⁻¹ S = (S⁻¹ + aI)⁻¹
-        rhs = torch.linalg.solve(mix.covs, mix.means[..., None])[..., 0] + a * c  # S⁻¹m + a c
-        means = torch.einsum("kij,kj->ki", covs, rhs)
-        diff = mix.means - c
+            raise ValueError(f"beta={beta} makes I + (beta/l^2) P S P^T indefinite: the tilted density is not "
+                             "normalisable")
+        covs = mix.covs - a * ps.transpose(1, 2) @ torch.linalg.solve(m_a, ps)
+        diff = mix.means @ sel.T - mu  # Pm − μ   [K, p]
+        means = mix.means - a * torch.einsum("kij,jl,kl->ki", covs, sel.T, diff)
         quad = torch.einsum("ki,ki->k", diff, torch.linalg.solve(m_a, diff[..., None])[..., 0])
         log_z = -0.5 * torch.logdet(m_a) - 0.5 * a * quad
         return Mixture(_renormalise(mix.weights, log_z), means, covs)
 
     def expected(self, mix: Mixture) -> float:
-        """Exact ``E_mix[r] = −Σ_k w_k (|m_k − c|² + tr S_k)/(2l²)``."""
-        c = torch.tensor(self.center, dtype=torch.float64)
-        per = ((mix.means - c) ** 2).sum(-1) + torch.diagonal(mix.covs, dim1=-2, dim2=-1).sum(-1)
-        return float(-(mix.weights * per).sum() / (2 * self.length**2))
+        """Exact ``E_mix[r] = −scale·Σ_k w_k (|P m_k − μ|² + tr P S_k Pᵀ)/(2l²)``."""
+        sel, mu = self._selector(mix.dim)
+        per = ((mix.means @ sel.T - mu) ** 2).sum(-1) + torch.einsum("ij,kjl,il->k", sel, mix.covs, sel)
+        return float(-self.scale * (mix.weights * per).sum() / (2 * self.length**2))
 
     def min_beta(self, mix: Mixture) -> float:
-        """Smallest β for which the tilt is normalisable (exclusive bound): ``−l²/λ_max(S)``."""
-        return float(-self.length**2 / torch.linalg.eigvalsh(mix.covs).max())
+        """Smallest β for which the tilt is normalisable (exclusive bound): ``−l²/(scale·λ_max(P S Pᵀ))``."""
+        sel, _ = self._selector(mix.dim)
+        lam = torch.linalg.eigvalsh(torch.einsum("ij,kjl,ml->kim", sel, mix.covs, sel)).max()
+        return float(-self.length**2 / (self.scale * lam))
 
 
 @dataclass(frozen=True)
 class LinearReward:
-    """``r(x) = a·x``; ``direction`` a."""
+    """``r(x) = scale·a·x``; ``direction`` a (padded with zeros to the world's dimension)."""
 
-    direction: tuple[float, float] = (0.0, 1.0)
+    direction: tuple[float, ...] = (0.0, 1.0)
+    scale: float = 1.0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """``[n, 2] -> [n]`` (differentiable)."""
-        return x @ torch.as_tensor(self.direction, dtype=x.dtype, device=x.device)
+        """``[n, d] -> [n]`` (differentiable)."""
+        return self.scale * (x @ _pad(self.direction, x.shape[1], "direction").to(x.dtype).to(x.device))
 
     def tilt(self, mix: Mixture, beta: float) -> Mixture:
-        """Exact tilt: each component shifted by ``β S a``, weights ``∝ w exp(β a·m + β² aᵀSa/2)``."""
-        a = torch.tensor(self.direction, dtype=torch.float64)
+        """Exact tilt: each component shifted by ``βc·S a``, weights ``∝ w exp(βc a·m + (βc)² aᵀSa/2)``."""
+        b = beta * self.scale
+        a = _pad(self.direction, mix.dim, "direction")
         sa = mix.covs @ a  # [K, d]
-        log_z = beta * (mix.means @ a) + 0.5 * beta**2 * (sa @ a)
-        return Mixture(_renormalise(mix.weights, log_z), mix.means + beta * sa, mix.covs.clone())
+        log_z = b * (mix.means @ a) + 0.5 * b**2 * (sa @ a)
+        return Mixture(_renormalise(mix.weights, log_z), mix.means + b * sa, mix.covs.clone())
 
     def expected(self, mix: Mixture) -> float:
-        """Exact ``E_mix[r] = Σ_k w_k a·m_k``."""
-        a = torch.tensor(self.direction, dtype=torch.float64)
-        return float((mix.weights * (mix.means @ a)).sum())
+        """Exact ``E_mix[r] = scale·Σ_k w_k a·m_k``."""
+        a = _pad(self.direction, mix.dim, "direction")
+        return float(self.scale * (mix.weights * (mix.means @ a)).sum())
 
     def min_beta(self, mix: Mixture) -> float:
         return float("-inf")

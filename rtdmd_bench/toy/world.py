@@ -1,6 +1,7 @@
-"""The toy world: a 2-D Gaussian mixture whose rectified-flow teacher is exact (issue 6).
+"""The toy world: a Gaussian mixture whose rectified-flow teacher is exact (issue 6; d dimensions, issue 15).
 
-Data ``p(x0) = Σ_k w_k N(x0; m_k, S_k)`` in 2-D. Under ``x_σ = (1−σ)x0 + σε`` (ALGORITHM.md eq. 1.1) every marginal
+Data ``p(x0) = Σ_k w_k N(x0; m_k, S_k)`` in d dimensions (the ring of modes lives in the first two coordinates;
+the other d − 2 are independent Gaussian detail of the same std within every mode). Under ``x_σ = (1−σ)x0 + σε`` (ALGORITHM.md eq. 1.1) every marginal
 is again a mixture, ``p_σ(x) = Σ_k w_k N(x; (1−σ)m_k, C_k)`` with ``C_k = (1−σ)²S_k + σ²I``, and the teacher
 velocity ``v*(x, σ) = E[ε − x0 | x_σ = x]`` is closed-form: with ``r_k = x − (1−σ)m_k`` and responsibilities
 ``γ_k(x) ∝ w_k N(x; (1−σ)m_k, C_k)``,
@@ -9,7 +10,8 @@ velocity ``v*(x, σ) = E[ε − x0 | x_σ = x]`` is closed-form: with ``r_k = x 
     E[x0 | x, k] = m_k + (1−σ) S_k C_k⁻¹ r_k
     v*(x, σ)     = Σ_k γ_k(x) (E[ε | x, k] − E[x0 | x, k])
 
-which is finite at σ = 0 (``v* = −x``, because E[ε|x0] = 0). Computation is float64 for the posterior.
+which is finite at σ = 0 (``v* = −x``, because E[ε|x0] = 0). Computation is float64 for the posterior; when
+every ``S_k`` is diagonal (the d-dimensional world) the same formulas run per coordinate, without d×d inverses.
 """
 
 from __future__ import annotations
@@ -24,16 +26,18 @@ LOG_2PI = math.log(2 * math.pi)
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """Ring mixture: ``n_modes`` means on a circle of ``radius``, isotropic std ``mode_std``, and weights
-    ``∝ 1 + weight_ramp·k/(n_modes−1)`` (unequal by default so mode-weight errors are visible).
-    ``weights``/``means`` override the ring when given (lists)."""
+    """Ring mixture: ``n_modes`` means on a circle of ``radius`` in the first two of ``dim`` coordinates (0 in the
+    others), isotropic std ``mode_std`` in every coordinate, and weights ``∝ 1 + weight_ramp·k/(n_modes−1)``
+    (unequal by default so mode-weight errors are visible). ``weights``/``means`` override the ring when given
+    (lists; means of length ≤ ``dim``, padded with zeros)."""
 
     n_modes: int = 8
     radius: float = 2.0
     mode_std: float = 0.25
     weight_ramp: float = 3.0
-    means: tuple[tuple[float, float], ...] | None = None
+    means: tuple[tuple[float, ...], ...] | None = None
     weights: tuple[float, ...] | None = None
+    dim: int = 2
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,10 @@ class Mixture:
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         chol = torch.linalg.cholesky(self.covs)  # [K, d, d]
-        x = self.means[k] + torch.einsum("nij,nj->ni", chol[k], z)
+        x = torch.empty_like(z)
+        for j in range(len(self.weights)):  # per component: no [n, d, d] gather (d = 128 in the dimension sweep)
+            rows = k == j
+            x[rows] = self.means[j] + z[rows] @ chol[j].T
         return x.float()
 
     def component_log_prob(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,6 +70,14 @@ class Mixture:
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """``log p(x)``, ``[n]`` float64."""
         return torch.logsumexp(self.component_log_prob(x), dim=1)
+
+    def project(self, k: int = 2) -> Mixture:
+        """The exact marginal mixture of the first ``k`` coordinates (same weights; means and covariance blocks)."""
+        return Mixture(self.weights, self.means[:, :k], self.covs[:, :k, :k])
+
+    def diagonal(self) -> bool:
+        """Whether every component covariance is diagonal (the per-coordinate fast path applies)."""
+        return bool(torch.equal(self.covs, torch.diag_embed(torch.diagonal(self.covs, dim1=-2, dim2=-1))))
 
     def marginal(self, sigma: float) -> Mixture:
         """The mixture of ``x_σ = (1−σ)x0 + σε``: means ``(1−σ)m_k``, covariances ``(1−σ)²S_k + σ²I``."""
@@ -87,12 +102,15 @@ def make_mixture(cfg: WorldConfig) -> Mixture:
     else:
         ang = torch.arange(cfg.n_modes, dtype=torch.float64) * 2 * math.pi / cfg.n_modes
         means = cfg.radius * torch.stack([torch.cos(ang), torch.sin(ang)], dim=1)
+    if means.shape[1] > cfg.dim:
+        raise ValueError(f"world means have {means.shape[1]} coordinates but dim={cfg.dim}")
+    means = torch.nn.functional.pad(means, (0, cfg.dim - means.shape[1]))
     k = means.shape[0]
     if cfg.weights is not None:
         w = torch.tensor(cfg.weights, dtype=torch.float64)
     else:
         w = 1 + cfg.weight_ramp * torch.arange(k, dtype=torch.float64) / max(k - 1, 1)
-    covs = (cfg.mode_std**2) * torch.eye(2, dtype=torch.float64).expand(k, 2, 2).clone()
+    covs = (cfg.mode_std**2) * torch.eye(cfg.dim, dtype=torch.float64).expand(k, cfg.dim, cfg.dim).clone()
     return Mixture(w / w.sum(), means, covs)
 
 
@@ -103,6 +121,8 @@ def teacher_velocity(mix: Mixture, x: torch.Tensor, sigma: float | torch.Tensor)
     """
     xd = x.detach().double()
     n, d = xd.shape
+    if mix.diagonal():
+        return _teacher_velocity_diagonal(mix, xd, sigma).to(x.dtype)
     s = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1, 1, 1, 1).expand(n, 1, 1, 1)  # [n,1,1,1]
     eye = torch.eye(d, dtype=torch.float64)
     covs = (1 - s) ** 2 * mix.covs[None] + s**2 * eye  # [n, K, d, d]
@@ -117,6 +137,21 @@ def teacher_velocity(mix: Mixture, x: torch.Tensor, sigma: float | torch.Tensor)
     e_x0 = mix.means[None] + (1 - s2) * torch.einsum("kij,nkj->nki", mix.covs, prec_r)
     v = (resp[..., None] * (e_eps - e_x0)).sum(1)
     return v.to(x.dtype)
+
+
+def _teacher_velocity_diagonal(mix: Mixture, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+    """``teacher_velocity`` for diagonal ``S_k = diag(s_k)``: ``C_k = (1−σ)²s_k + σ²`` per coordinate. ``[n, d]``."""
+    n = x.shape[0]
+    s = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1, 1, 1).expand(n, 1, 1)  # [n,1,1]
+    var = torch.diagonal(mix.covs, dim1=-2, dim2=-1)[None]  # [1, K, d]
+    c = (1 - s) ** 2 * var + s**2  # [n, K, d]
+    r = x[:, None, :] - (1 - s) * mix.means[None]  # [n, K, d]
+    prec_r = r / c
+    log_resp = torch.log(mix.weights) - 0.5 * ((r * prec_r).sum(-1) + torch.log(c).sum(-1))
+    resp = torch.softmax(log_resp, dim=1)
+    e_eps = s * prec_r
+    e_x0 = mix.means[None] + (1 - s) * var * prec_r
+    return (resp[..., None] * (e_eps - e_x0)).sum(1)
 
 
 def nearest_mode(means: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

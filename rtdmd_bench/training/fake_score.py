@@ -25,12 +25,14 @@ from rtdmd_bench.training.terms import fake_score_term
 
 @dataclass
 class FakeBatch:
-    """Samples the fake score learns from: ``x_s [B, ...]`` at levels ``s [B]``, their text ``cond`` and keys."""
+    """Samples the fake score learns from: ``x_s [B, ...]`` at levels ``s [B]``, their text ``cond`` and keys;
+    optional per-sample loss weights ``weight [B]`` (the calibrated tilt)."""
 
     cond: Any
     x_s: Tensor
     s: Tensor
     keys: Sequence[int]
+    weight: Tensor | None = None
 
 
 def renoise_draws(sess: Session, renoise: RenoiseSection, s: Tensor, keys: Sequence[int],
@@ -77,7 +79,7 @@ def fake_score_step(sess: Session, batches: Sequence[FakeBatch], renoise: Renois
             terms, logs = fake_score_term(bb, sess.fake, b.cond, b.x_s, b.s, t_r, eps, scale_out=renoise.scale_out,
                                           weight_clamp=renoise.weight_clamp,
                                           consistency_weight=consistency.weight if cons else 0.0, t_prime_r=t_p,
-                                          z_pair=z_pair, two_sample=consistency.two_sample)
+                                          z_pair=z_pair, two_sample=consistency.two_sample, sample_weight=b.weight)
             share = len(b.keys) / n
             if params is not None:
                 meter.add({k: v * share for k, v in terms.items()}, params)
@@ -92,13 +94,15 @@ def fake_score_step(sess: Session, batches: Sequence[FakeBatch], renoise: Renois
 
 
 def final_sample_batches(sess: Session, x0: Tensor, prompts: Sequence[str], keys: Sequence[int],
-                         batch_size: int) -> list[FakeBatch]:
-    """Clean final samples ``x0 [N, ...]`` (``s = 0``) in chunks of ``batch_size`` (stage 2, §4.6)."""
+                         batch_size: int, weights: Tensor | None = None) -> list[FakeBatch]:
+    """Clean final samples ``x0 [N, ...]`` (``s = 0``) in chunks of ``batch_size`` (stage 2, §4.6), with optional
+    per-sample loss ``weights [N]``."""
     out = []
     for lo in range(0, len(keys), batch_size):
         sl = slice(lo, lo + batch_size)
         with torch.no_grad():
             cond = sess.bb.encode(prompts[sl])
         ks = list(keys[sl])
-        out.append(FakeBatch(cond, x0[sl], torch.zeros(len(ks), device=sess.bb.device), ks))
+        out.append(FakeBatch(cond, x0[sl], torch.zeros(len(ks), device=sess.bb.device), ks,
+                             None if weights is None else weights[sl]))
     return out

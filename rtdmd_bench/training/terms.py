@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from rtdmd_bench.flow import sigma_batch, timestep_to_sigma
 from rtdmd_bench.losses.ambient import ambient_target, consistency_loss, fake_score_loss, renoise
 from rtdmd_bench.losses.dmd import dmd_loss
+from rtdmd_bench.losses.tilt import dm_kl_coefficient
 from rtdmd_bench.sampling import CPSStepRecord, cps_log_prob, cps_rollout, cps_step
 from rtdmd_bench.training.backbone import Backbone
 
@@ -104,12 +105,15 @@ def chain_x0(bb: Backbone, gen: nn.Module, cond: Any, traj: Trajectory) -> Tenso
 def fake_score_term(bb: Backbone, fake: nn.Module, cond: Any, x_s: Tensor, s: Tensor, t_r: Tensor, eps: Tensor,
                     *, scale_out: bool, weight_clamp: tuple[float, float], consistency_weight: float = 0.0,
                     t_prime_r: Tensor | None = None, z_pair: tuple[Tensor, Tensor] | None = None,
-                    two_sample: bool = True) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+                    two_sample: bool = True, sample_weight: Tensor | None = None
+                    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Fake-score objective ``L_ac + w_c·L_cons`` on samples ``x_s`` at levels ``s`` (§3.4-3.5; §4.6 with s=0).
 
     Args:
         x_s: ``[B, ...]`` generator samples (detached). t_r: ``[B]`` renoise timesteps (σ = t_r/1000).
         eps: ``ε'`` of the renoising. t_prime_r / z_pair: consistency timesteps and the two transition noises.
+        sample_weight: optional ``[B]`` weights of ``L_ac`` (the calibrated tilt, ``losses.tilt``); the
+            consistency term stays unweighted (every score satisfies it, so it does not move the minimiser).
 
     Returns:
         ``(terms, metrics)``: ``terms`` = ``{"fake": L_ac, "consistency": w_c·L_cons}`` (the latter only with
@@ -120,7 +124,7 @@ def fake_score_term(bb: Backbone, fake: nn.Module, cond: Any, x_s: Tensor, s: Te
         x_t, _ = renoise(x_s.detach().float(), s, t, eps)
         y, lam = ambient_target(x_s.detach().float(), eps, s, t, scale_out=scale_out)
     v = bb.velocity(fake, x_t, t, cond)
-    l_ac = fake_score_loss(v, y, lam, weight_clamp)
+    l_ac = fake_score_loss(v, y, lam, weight_clamp, sample_weight)
     metrics = {"loss_fake_ac": l_ac.detach()}
     terms = {"fake": l_ac}
     if consistency_weight > 0:
@@ -151,7 +155,8 @@ def consistency_term(bb: Backbone, fake: nn.Module, cond: Any, x_t: Tensor, t: T
 # ---------------------------------------------------------------------------------------------- generator
 def dmd_generator_term(bb: Backbone, teacher: nn.Module, fake: nn.Module, cond: Any, uncond: Any, x_s: Tensor,
                        s: Tensor, t_r: Tensor, eps: Tensor, z: Tensor, guidance: float,
-                       normalize: bool = True, sample_weight: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+                       normalize: bool = True, sample_weight: Tensor | None = None,
+                       kl_coefficient: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
     """(AC-)DMD generator loss (§3.6): renoise ``x_s`` to t, read teacher and fake through one shared-noise CPS
     projection back to level ``s`` (eq. 3.5; x̂0 where s = 0), then ``dmd_loss(x_s, P_f, P_r)`` (eq. 3.6).
 
@@ -161,6 +166,8 @@ def dmd_generator_term(bb: Backbone, teacher: nn.Module, fake: nn.Module, cond: 
         sample_weight: optional ``[B]`` weight ``w_b`` on the per-sample score difference ``g_b = P_f − P_r``;
             passed to ``dmd_loss`` as the constant prediction ``P_r + w(P_f − P_r)`` (its gradient is ``w_b·g_b``
             scaled as usual), e.g. ``losses.dmd.kl_time_weight``.
+        kl_coefficient: also return ``dm/kl_coef_unit``, the term's units per unit of ``∇E_t KL(q_t‖p_t)``
+            (``losses.tilt.dm_kl_coefficient``; meaningful at s = 0, the β-meter of stage 2).
     """
     t = timestep_to_sigma(t_r)
     with torch.no_grad():
@@ -169,10 +176,16 @@ def dmd_generator_term(bb: Backbone, teacher: nn.Module, fake: nn.Module, cond: 
         v_f = bb.velocity(fake, x_t, t, cond)
         p_r, _, _ = cps_step(x_t, v_r, t, s, bb.eta, z)
         p_f, _, _ = cps_step(x_t, v_f, t, s, bb.eta, z)
+        extra = {}
+        if kl_coefficient:
+            dims = tuple(range(1, p_r.ndim))
+            norm = (x_s.detach().float() - p_r).abs().mean(dim=dims) if normalize else None
+            extra["dm/kl_coef_unit"] = dm_kl_coefficient((p_f - p_r).abs().mean(dim=dims), norm, t,
+                                                         int(x_s[0].numel()), sample_weight)
         if sample_weight is not None:
             p_f = p_r + sample_weight.view(-1, *([1] * (p_r.ndim - 1))).to(p_r) * (p_f - p_r)
     loss, metrics = dmd_loss(x_s, p_f, p_r, normalize=normalize)
-    return loss, {"loss_dmd": loss.detach(), **metrics}
+    return loss, {"loss_dmd": loss.detach(), **metrics, **extra}
 
 
 def policy_logprob(bb: Backbone, net: nn.Module, cond: Any, traj: Trajectory, k: int,

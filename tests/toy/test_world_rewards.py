@@ -82,3 +82,55 @@ def test_exact_samples_follow_the_mixture(mix):
     x = mix.sample(50_000, torch.Generator().manual_seed(1))
     mean = (mix.weights[:, None] * mix.means).sum(0)
     assert torch.allclose(x.double().mean(0), mean, atol=0.03)
+
+
+def _tilt_by_monte_carlo(mix, reward, beta, n=400_000, seed=0):
+    """Weights, means and covariances of p·e^{βr} per component from importance-weighted exact component samples."""
+    g = torch.Generator().manual_seed(seed)
+    weights, means, covs = [], [], []
+    for k in range(len(mix.weights)):
+        chol = torch.linalg.cholesky(mix.covs[k])
+        x = mix.means[k] + torch.randn(n, mix.dim, generator=g, dtype=torch.float64) @ chol.T
+        w = torch.exp(beta * reward(x))
+        weights.append(mix.weights[k] * w.mean())
+        m = (w[:, None] * x).sum(0) / w.sum()
+        c = x - m
+        means.append(m)
+        covs.append((w[:, None, None] * c[:, :, None] * c[:, None, :]).sum(0) / w.sum())
+    weights = torch.stack(weights)
+    return weights / weights.sum(), torch.stack(means), torch.stack(covs)
+
+
+@pytest.mark.parametrize("reward,beta", [(BumpReward((0.0, 2.0), 1.5), 1.0),
+                                         (BumpReward((0.0, 2.0), 1.5, coords="all", scale=2.0), 0.7),
+                                         (LinearReward((0.0, 1.0), scale=4.0), 0.5),
+                                         (LinearReward((0.3, 0.0, 0.5, 0.0, 0.0, -0.4)), 1.0)])
+def test_d_dimensional_tilt_matches_monte_carlo(reward, beta):
+    """d = 6 (ring in the first two coordinates, Gaussian detail elsewhere): closed-form tilt vs Monte Carlo."""
+    mix = make_mixture(WorldConfig(n_modes=4, dim=6))
+    tilted = reward.tilt(mix, beta)
+    w, m, c = _tilt_by_monte_carlo(mix, reward, beta)
+    torch.testing.assert_close(tilted.weights, w, atol=5e-3, rtol=0)
+    torch.testing.assert_close(tilted.means, m, atol=5e-3, rtol=0)
+    torch.testing.assert_close(tilted.covs, c, atol=2e-3, rtol=0)
+    xs = tilted.sample(200_000, torch.Generator().manual_seed(1)).double()
+    assert reward.expected(tilted) == pytest.approx(float(reward(xs).mean()), abs=0.02)
+
+
+def test_d_dimensional_world_and_teacher():
+    """The ring stays in the plane, the detail coordinates are N(0, std²); the per-coordinate teacher path equals
+    the general one; the plane marginal is the 2-D world."""
+    import rtdmd_bench.toy.world as world_mod
+
+    mix = make_mixture(WorldConfig(dim=5))
+    assert mix.dim == 5 and mix.diagonal()
+    assert torch.equal(mix.means[:, 2:], torch.zeros(8, 3))
+    flat = make_mixture(WorldConfig())
+    assert torch.equal(mix.project(2).means, flat.means) and torch.equal(mix.project(2).covs, flat.covs)
+    x = torch.randn(9, 5, dtype=torch.float64)
+    s = torch.rand(9, dtype=torch.float64)
+    full = world_mod.Mixture(mix.weights, mix.means, mix.covs + 1e-12 * torch.ones(5, 5, dtype=torch.float64))  # forces the general path
+    assert not full.diagonal()
+    torch.testing.assert_close(teacher_velocity(mix, x, s), teacher_velocity(full, x, s))
+    with pytest.raises(ValueError, match="coordinates"):
+        LinearReward((1.0, 0.0, 0.0)).tilt(make_mixture(WorldConfig()), 1.0)
