@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import pytest
+from rtdmd_bench.trainers.stage2_rtdmd import Stage2Config, validate
 
 from rtdmd_bench import config
-from rtdmd_bench.trainers.stage2_rtdmd import Stage2Config, validate
 
 CONFIGS = sorted((Path(__file__).parents[2] / "trainers" / "configs" / "stage2").glob("*.yaml"))
 CALIBRATED = ["aux.tilt_beta=0.5", "policy.enabled=false", "bp.enabled=false"]
