@@ -13,7 +13,7 @@ demo: setup
 	$(BIN)/rtdmd-bench eval --model tiny-flux2 --suite smoke --weights tiny --out runs/demo
 
 test: setup
-	$(BIN)/python -m pytest -q -p no:randomly --durations=15
+	$(BIN)/python -m pytest -q -p no:randomly -n 2 --dist loadfile --durations=15
 
 bench: setup
 	$(BIN)/python -m pytest benchmarks -q -s --benchmark-columns=min,median,mean,rounds

@@ -73,7 +73,8 @@ def network_attempts() -> list[str]:
 def _torch_threads():
     import torch
 
-    torch.set_num_threads(2)
+    # under pytest-xdist every worker is a process of its own: one thread each keeps the cores from thrashing
+    torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
     yield
 
 
@@ -83,7 +84,10 @@ def tiny_weights(tmp_path_factory) -> str:
     the production writer; also exported so ``--weights tiny`` in CLI tests resolves to it."""
     from rtdmd_bench.testing import write_tiny_weights
 
-    root = tmp_path_factory.mktemp("tiny-weights")
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one copy for all workers (parts are built under an OS lock)
+        root = tmp_path_factory.getbasetemp().parent / "tiny-weights"
+    else:
+        root = tmp_path_factory.mktemp("tiny-weights")
     write_tiny_weights(root)
     os.environ["RTDMD_BENCH_TINY_WEIGHTS"] = str(root)
     return str(root)
@@ -96,3 +100,10 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("RTDMD_BENCH_CACHE", str(cache))
     monkeypatch.setenv("RTDMD_BENCH_DATA", str(cache / "data"))
     yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files holding ``slow`` tests run first (stable otherwise): under ``-n 2 --dist loadfile`` a long file that
+    starts last would leave one worker idle while the other finishes it."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)

@@ -92,7 +92,7 @@ def test_report_renders_in_headless_chromium(make_run, shift, tmp_path):
     attrs = dict(re.findall(r'data-(\w+)="([^"]*)"', status.group(1)))
     assert attrs["checked"] == "1", "the page's load handler did not run"
     n_imgs = out.read_text().count("<img ")
-    assert n_imgs == 12 + 3 + 2 * 2 * 2  # grid, one chart per reward, prompts 1 and 4 as A|B with 2 images each
+    assert n_imgs == 2 * 12 + 3 + 2 * 2 * 2  # A and B grids, one chart per reward, prompts 1 and 4 as A|B (2 images)
     assert (attrs["images"], attrs["broken"], attrs["errors"]) == (str(n_imgs), "0", "0"), attrs
     console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
     assert not console, console

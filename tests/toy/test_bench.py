@@ -117,7 +117,8 @@ def test_beta_meter_in_the_recipe_metrics(stage2_metrics):
     beta = bench.quick_config().beta
     for method in ("rtdmd_exact_kl", "rtdmd_calibrated"):
         rows = stage2_metrics[method]["rows"]
-        assert len(rows) == bench.quick_config().stage2["train.steps"]
+        steps = bench.method_values(bench.quick_config(), method)[1].get("train.steps")  # calibrated: its own
+        assert len(rows) == (steps or bench.quick_config().stage2["train.steps"])
         assert all(r["beta_meter/update"] == pytest.approx(beta, rel=1e-4) for r in rows), method
     for r in stage2_metrics["rtdmd"]["rows"]:
         assert r["beta_meter/update"] > 0 and r["beta_meter/state"] > 0 and r["grad_norm/term/pg"] > 0
@@ -183,6 +184,7 @@ def default_seed0():
     return world, res
 
 
+@pytest.mark.slow
 def test_default_stage1_reaches_the_teacher(default_seed0):
     """Issue 6 acceptance: AC-DMD within 3x the MMD noise floor of p."""
     world, res = default_seed0
@@ -190,6 +192,7 @@ def test_default_stage1_reaches_the_teacher(default_seed0):
     assert res["ac_dmd"]["mmd_teacher"] < 3 * floor, (res["ac_dmd"], floor)
 
 
+@pytest.mark.slow
 def test_default_exact_kl_reaches_the_tilted_target(default_seed0):
     """The exact-KL weighting lands near p~ (beta_eff near 1); GRPO over-tilts (its failure mode)."""
     _, res = default_seed0
@@ -200,6 +203,7 @@ def test_default_exact_kl_reaches_the_tilted_target(default_seed0):
     assert grpo["effective_beta"] > 3, grpo
 
 
+@pytest.mark.slow
 def test_default_calibrated_mode_reaches_the_beta_it_is_given(default_seed0):
     """Issue 15 criteria at β = 1, seed 0: mode TV ≤ 0.05 and |β_eff − β| ≤ 0.15·β hold. The third, MMD(p~) ≤ 2x
     its noise floor, does not: the same recipe at β = 0 (DM only, target p) sits at 2.6x the floor of p itself, so

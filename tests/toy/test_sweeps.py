@@ -21,6 +21,7 @@ def sweep_docs():
     return cfg, beta, dim
 
 
+@pytest.mark.slow
 def test_beta_sweep_document(sweep_docs):
     _, doc, _ = sweep_docs
     assert set(doc["cells"]) == {"bump", "linear"} and doc["criteria"] == sweeps.CRITERIA
