@@ -94,6 +94,22 @@ mode TV ≤ 0.05, |β_eff − β| ≤ 0.15·β):
 
 ![calibrated mode: measured beta_eff and distance to p~ against the beta asked for](toy_beta.png)
 
+Why criteria are missed (from the runs of this table and one diagnostic run):
+- **MMD(p~) ≤ 2× floor** is out of reach of this DM machinery at this schedule: the same recipe at β = 0 (the
+  control row, target p itself) already sits at about 2.5× the floor. The calibrated runs at β ≤ 1 are within
+  1.0–1.7× of that control; the tilt adds little error of its own there.
+- **β = 2** runs out of samples. The ESS of the weights at the fixed point is `1/(E_p[e^{−βR}]·E_p[e^{βR}])` of the
+  N rollouts of an epoch (column "ESS at p~"; at β ≤ 1 the measured ESS of the last epochs matches it): about 1% of
+  N = 128, i.e. about one sample from which the fake score must learn `q·e^{−βR}` each epoch. On the bump the mode
+  weights, hence β_eff, still come out right, but the within-mode shape is noise (MMD about 11× floor). On the
+  linear reward (below one sample) every seed diverged: the generator overshot upwards (mean reward 4.9 at epoch 75
+  against the target's 1.85), the running normaliser lagged behind the falling `e^{−βR}`, all weights went to
+  about 0, the fake score stopped learning and the DM term, against a frozen fake score, pushed the samples off to
+  about 10⁵. Capping the weights at √N·mean (truncated importance sampling) did not change that (seed 0, one run).
+  The remedies are more rollouts per epoch (N ≳ 100/ESS fraction, about 10⁴ at β = 2) or reaching a large β in
+  steps whose ESS stays feasible; neither is implemented. Read the ESS column before asking for a β: `tilt/ess_frac`
+  in an image run's `metrics.jsonl` is the same number.
+
 ## What β do the paper's weights imply? The dimension sweep
 
 The paper-weight RTDMD (`rtdmd`) in d ∈ {2, 8, 32, 128} at reward scales 1 and 4 (bump on the ring plane; the

@@ -6,6 +6,7 @@ fixed text explains what is measured and holds the one-off experiments of earlie
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -101,12 +102,14 @@ def ablation_table(doc: dict) -> str:
 
 def beta_table(doc: dict) -> str:
     crit = doc["criteria"]
-    rows = ["| reward | β | β_eff (seeds) | |β_eff − β|/β | MMD(p̃)/floor | mode TV | ESS of the weights | verdict |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| reward | β | β_eff (seeds) | |β_eff − β|/β | MMD(p̃)/floor | mode TV | ESS of the weights "
+            "(last epochs) | ESS at p̃ (of N rollouts) | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    base = bench.config_from_dict(doc["config"])
+    n_rollouts = _rollouts_per_epoch(base)
     if "control" in doc:
         m = doc["control"]
         rows.append(f"| (DM-only control, target p) | 0 | {_ms(m['effective_beta'], 2)} | – | "
-                    f"{_ms(m['mmd_over_floor'], 2)} | {_ms(m['mode_tv_tilted'])} | 100% | the DM machinery's own "
+                    f"{_ms(m['mmd_over_floor'], 2)} | {_ms(m['mode_tv_tilted'])} | 100% | 100% | the DM machinery's own "
                     f"accuracy: the best any tilt can do |")
     for kind, cells in doc["cells"].items():
         for b, cell in cells.items():
@@ -117,10 +120,21 @@ def beta_table(doc: dict) -> str:
                 if not cell["pass"][c]:
                     fails.append(f"{c} {m[c]['mean']:.3g} > {limit:g} ({m[c]['mean'] / limit:.1f}x)")
             verdict = "meets all three" if not fails else "misses: " + "; ".join(fails)
+            world = bench.World(dataclasses.replace(base, beta=float(b), **bench.REWARDS[kind]))
+            ess = sweeps.fixed_point_ess_frac(world)
             rows.append(f"| {kind} | {b} | {_ms(m['effective_beta'], 2)} ({seeds}) | {m['beta_rel_error']['mean']:.2f} | "
                         f"{_ms(m['mmd_over_floor'], 2)} | {_ms(m['mode_tv_tilted'])} | "
-                        f"{100 * m['tilt_ess_frac']['mean']:.0f}% | {verdict} |")
+                        f"{100 * m['tilt_ess_frac']['mean']:.0f}% | {100 * ess:.1f}% ({ess * n_rollouts:.1f} of "
+                        f"{n_rollouts}) | {verdict} |")
     return "\n".join(rows)
+
+
+def _rollouts_per_epoch(cfg: bench.BenchConfig) -> int:
+    """Rollouts of one stage-2 epoch (every group's K samples): the N the calibrated weights are spread over."""
+    from rtdmd_bench.toy.distill import recipe_config
+
+    _, rc = recipe_config(*bench.method_values(cfg, "rtdmd_calibrated"), seed=0)
+    return rc.sampling.batch_size * rc.sampling.batches_per_epoch
 
 
 def dim_table(doc: dict) -> str:

@@ -105,6 +105,16 @@ def reward_std(world: bench.World, n: int = 50_000, seed: int = 7) -> float:
         return float(world.reward(x).std())
 
 
+def fixed_point_ess_frac(world: bench.World, n: int = 200_000, seed: int = 7) -> float:
+    """ESS/N of the calibrated weights ``e^{−βR}`` at the fixed point q = p̃ (``losses.tilt``):
+    ``1/(E_p[e^{−βR}]·E_p[e^{βR}])`` (Monte Carlo on exact samples of p). Times the epoch's rollouts N it is how
+    many samples the fake score effectively learns q·e^{−βR} from once the run has arrived."""
+    x = world.data.sample(n, torch.Generator().manual_seed(seed)).double()
+    with torch.no_grad():
+        r = world.reward(x).double() * world.cfg.beta
+    return float(1.0 / (torch.exp(-r).mean() * torch.exp(r).mean()))
+
+
 def dim_sweep(base: bench.BenchConfig, dims: Sequence[int] = DIMS, scales: Sequence[float] = SCALES, seeds: int = 3,
               method: str = "rtdmd", log: Log = lambda s: None) -> dict:
     """``method`` (paper weights by default) over ``dims`` × ``scales`` × ``seeds``; stage 1 (AC-DMD) as baseline.

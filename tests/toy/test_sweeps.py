@@ -90,3 +90,13 @@ def test_docs_are_generated_from_the_json_files(sweep_docs, tmp_path):
     assert "old" not in text and "| ac_dmd |" in text and text.endswith("## after\n")
     report.write_docs(docs, readme)  # idempotent
     assert readme.read_text() == text
+
+
+def test_fixed_point_ess_falls_with_beta():
+    """ESS/N at p̃ = 1/(E_p[e^{−βR}]·E_p[e^{βR}]): 1 at β = 0, falling with β (Jensen: each factor ≥ e^{∓βE R})."""
+    import dataclasses
+
+    base = bench.quick_config()
+    ess = [sweeps.fixed_point_ess_frac(bench.World(dataclasses.replace(base, beta=b)), n=20_000)
+           for b in (0.0, 0.5, 1.0, 2.0)]
+    assert ess[0] == pytest.approx(1.0) and ess[1] > ess[2] > ess[3] > 0, ess
