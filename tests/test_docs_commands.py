@@ -67,6 +67,8 @@ EXPECT: list[tuple[str, Expect]] = [
     (r"^rtdmd-bench eval --model tiny-(flux2|sd35) --suite smoke --weights tiny ", OK),
     (r"^mkdir -p leaderboards/baseline && cp ", OK),
     (r"^rtdmd-bench (leaderboard|compare|check|report) ", OK),
+    (r"^make toy$", elsewhere("tests/toy/test_sweeps.py")),  # long (the published sweeps): its parts run quick
+    (r"^rtdmd-bench toy --(sweep|docs)", elsewhere("tests/toy/test_sweeps.py")),
     (r"^rtdmd-bench toy ", elsewhere("tests/toy/test_bench.py")),
     (r"^rtdmd-bench bench gpu --tiny", elsewhere("tests/bench/test_gpu_bench_tiny.py")),
     (r"^rtdmd-bench bench gpu", fails("CUDA")),
