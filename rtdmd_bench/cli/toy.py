@@ -46,6 +46,8 @@ def toy(
     docs: bool = typer.Option(False, "--docs", help="Regenerate docs/toy.md and the README toy section from "
                               "docs/toy.json, docs/toy_beta.json and docs/toy_dim.json, then exit."),
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads (tiny MLPs: 1 is fastest)."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Seeds trained at once, one process each (0 = one per "
+                                "CPU core, at most --seeds; results do not depend on it)."),
 ) -> None:
     """Train every method on a Gaussian-mixture world whose teacher, reward-tilted target and metrics are exact."""
     import dataclasses
@@ -95,9 +97,13 @@ def toy(
                                  param_hint="--methods")
 
     t0 = time.perf_counter()
-    doc, samples, timing = bench.run(cfg, names, seeds, log=lambda s: console.log(s))
+    import os
+
+    n_workers = workers or min(seeds, os.cpu_count() or 1)
+    doc, samples, timing = bench.run(cfg, names, seeds, log=lambda s: console.log(s), workers=n_workers)
     wall = time.perf_counter() - t0
-    doc["seeds"], doc["seconds"] = seeds, {"wall": wall, **{k: v["mean"] for k, v in timing.items()}}
+    doc["seeds"], doc["workers"] = seeds, min(n_workers, seeds)
+    doc["seconds"] = {"wall": wall, **{k: v["mean"] for k, v in timing.items()}}
     for table in _tables(doc, timing, console.width):
         console.print(table)
     console.print(f"{len(names)} methods x {seeds} seeds in {wall:.0f} s "

@@ -233,16 +233,38 @@ def _mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": float(t.mean()), "std": std if math.isfinite(std) else 0.0}
 
 
+def _seed_job(cfg: BenchConfig, methods: Sequence[str], seed: int, threads: int) -> tuple[dict, dict, dict, list[str]]:
+    """One seed in a worker process (the parent's torch thread count): ``run_seed``'s results plus its log lines."""
+    torch.set_num_threads(threads)
+    lines: list[str] = []
+    return (*run_seed(World(cfg), methods, seed, lines.append), lines)
+
+
 def run(cfg: BenchConfig, methods: Sequence[str], seeds: int,
-        log: Callable[[str], None] = lambda s: None) -> tuple[dict, dict, dict]:
-    """All seeds. Returns ``(json_document, samples_of_seed_0, seconds {method: {"mean","std"}})``."""
+        log: Callable[[str], None] = lambda s: None, workers: int = 1) -> tuple[dict, dict, dict]:
+    """All seeds, ``workers`` of them at a time in separate processes (each seed seeds itself, so the results do
+    not depend on ``workers``). Returns ``(json_document, samples_of_seed_0, seconds {method: {"mean","std"}})``."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown toy methods {unknown}; expected some of {list(METHODS)}")
     world = World(cfg)
+    if workers > 1 and seeds > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(min(workers, seeds), mp_context=multiprocessing.get_context("spawn"))
+        with pool:
+            jobs = [pool.submit(_seed_job, cfg, tuple(methods), seed, torch.get_num_threads()) for seed in range(seeds)]
+            results = []
+            for job in jobs:
+                *result, lines = job.result()
+                for line in lines:
+                    log(line)
+                results.append(result)
+    else:
+        results = [run_seed(world, methods, seed, log) for seed in range(seeds)]
     per_seed, secs, first = [], [], {}
-    for seed in range(seeds):
-        res, samples, seconds = run_seed(world, methods, seed, log)
+    for res, samples, seconds in results:
         per_seed.append(res)
         secs.append(seconds)
         first = first or samples

@@ -212,6 +212,7 @@ def render_toy_md(main: dict, beta: dict | None, dim: dict | None, template: str
         "exact_reward": f"{world.reward.expected(world.tilted):.3f}",
         "p_reward": f"{world.reward.expected(world.data):.2f}",
         "timing": (f"{len(main['methods'])} methods × {main.get('seeds', '?')} seeds took {secs['wall']:.0f} s "
+                   f"with {main.get('workers', 1)} seed(s) at a time "
                    f"(per seed: pretraining {secs['_pretrain']:.1f} s, stage 1 {secs.get('_stage1', 0):.1f} s, "
                    f"stage-2 methods {min(v for k, v in secs.items() if k in main['methods'] and k != 'teacher'):.1f}"
                    f"–{max(v for k, v in secs.items() if k in main['methods']):.1f} s)" if "wall" in secs

@@ -189,3 +189,11 @@ def test_imperfect_teacher_runs_and_bad_teacher_fails():
     assert doc["methods"]["ac_dmd"]["mmd_teacher"]["mean"] > 0
     with pytest.raises(ValueError, match="unknown toy teacher 'mpl'"):
         bench.World(dataclasses.replace(bench.quick_config(), teacher="mpl"))
+
+
+def test_seeds_in_worker_processes_give_the_same_results():
+    """``--workers``: each seed seeds itself, so training seeds in parallel processes changes nothing."""
+    cfg = bench.quick_config()
+    serial, _, _ = bench.run(cfg, ["teacher"], seeds=2)
+    parallel, _, _ = bench.run(cfg, ["teacher"], seeds=2, workers=2)
+    assert parallel == serial
