@@ -177,6 +177,14 @@ class SeedRun:
         self.teacher = world.exact_teacher if cfg.teacher == "exact" else self.init
         self._s1: Stage1Result | None = None
 
+    @classmethod
+    def restored(cls, world: World, seed: int, init: nn.Module, s1: Stage1Result | None) -> SeedRun:
+        """A seed's start rebuilt from its pretrained init and stage-1 result (trained in another process)."""
+        run = cls.__new__(cls)
+        run.cfg, run.seed, run.world, run.init, run._s1, run.seconds = world.cfg, seed, world, init, s1, {}
+        run.teacher = world.exact_teacher if world.cfg.teacher == "exact" else init
+        return run
+
     def stage1(self) -> Stage1Result:
         if self._s1 is None:
             t1 = time.perf_counter()
@@ -215,16 +223,23 @@ def run_seed(world: World, methods: Sequence[str], seed: int,
     start = SeedRun(world, seed)
     out, samples, seconds = {}, {}, {}
     for name in methods:
-        if METHODS[name][0] == "stage2":
-            start.stage1()
-        t0 = time.perf_counter()
-        net, steps, eta, _ = start.train(name)
-        seconds[name] = time.perf_counter() - t0
-        g = torch.Generator().manual_seed(10_000 + seed)
-        x = generate(net, world.cfg.n_eval, g, steps, eta)
-        out[name], samples[name] = world.evaluate(x, g), x
-        log(f"seed {seed} {name}: {seconds[name]:.1f}s " + " ".join(f"{k}={v:.3g}" for k, v in out[name].items()))
+        out[name], samples[name], seconds[name], line = _method(start, name)
+        log(line)
     return out, samples, {**start.seconds, **seconds}
+
+
+def _method(start: SeedRun, name: str) -> tuple[dict, torch.Tensor, float, str]:
+    """Train ``name`` from ``start`` and evaluate it: ``(metrics, samples [n, d], seconds, log line)``."""
+    if METHODS[name][0] == "stage2":
+        start.stage1()
+    t0 = time.perf_counter()
+    net, steps, eta, _ = start.train(name)
+    seconds = time.perf_counter() - t0
+    g = torch.Generator().manual_seed(10_000 + start.seed)
+    x = generate(net, start.world.cfg.n_eval, g, steps, eta)
+    out = start.world.evaluate(x, g)
+    return out, x, seconds, f"seed {start.seed} {name}: {seconds:.1f}s " + " ".join(
+        f"{k}={v:.3g}" for k, v in out.items())
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
@@ -233,34 +248,74 @@ def _mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": float(t.mean()), "std": std if math.isfinite(std) else 0.0}
 
 
-def _seed_job(cfg: BenchConfig, methods: Sequence[str], seed: int, threads: int) -> tuple[dict, dict, dict, list[str]]:
-    """One seed in a worker process (the parent's torch thread count): ``run_seed``'s results plus its log lines."""
+_WORLDS: dict[str, World] = {}
+
+
+def _worker_world(cfg: BenchConfig, threads: int) -> World:
+    """This worker process's world for ``cfg`` (built once per process; its noise floors are cached in it)."""
+    import json
+
     torch.set_num_threads(threads)
-    lines: list[str] = []
-    return (*run_seed(World(cfg), methods, seed, lines.append), lines)
+    key = json.dumps(config_dict(cfg), sort_keys=True, default=list)
+    if key not in _WORLDS:
+        _WORLDS[key] = World(cfg)
+    return _WORLDS[key]
+
+
+def _start_job(cfg: BenchConfig, seed: int, stage1: bool, threads: int) -> tuple[nn.Module, Any, dict]:
+    """A seed's pretraining (and stage 1 when a stage-2 method needs it) in a worker process."""
+    start = SeedRun(_worker_world(cfg, threads), seed)
+    s1 = start.stage1() if stage1 else None
+    return start.init, s1, start.seconds
+
+
+def _method_job(cfg: BenchConfig, seed: int, name: str, init: nn.Module, s1: Any,
+                threads: int) -> tuple[dict, torch.Tensor, float, str]:
+    """One (seed, method) cell in a worker process, from the seed's start trained by ``_start_job``."""
+    return _method(SeedRun.restored(_worker_world(cfg, threads), seed, init, s1), name)
+
+
+def _run_parallel(cfg: BenchConfig, methods: Sequence[str], seeds: int, workers: int,
+                  log: Callable[[str], None]) -> list[tuple[dict, dict, dict]]:
+    """``run_seed`` for every seed, as (seed, method) jobs on ``workers`` processes: each seed's start first, then
+    its methods (which depend on nothing but that start and their own seeds, so the results equal the serial
+    ones)."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    threads = torch.get_num_threads()
+    needs_stage1 = any(METHODS[m][0] == "stage2" or m == "ac_dmd" for m in methods)
+    results = [({}, {}, {}) for _ in range(seeds)]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = {pool.submit(_start_job, cfg, seed, needs_stage1, threads): ("start", seed, None)
+                   for seed in range(seeds)}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for job in done:
+                kind, seed, name = pending.pop(job)
+                if kind == "start":
+                    init, s1, seconds = job.result()
+                    results[seed][2].update(seconds)
+                    for m in methods:
+                        pending[pool.submit(_method_job, cfg, seed, m, init, s1, threads)] = ("method", seed, m)
+                else:
+                    out, x, secs, line = job.result()
+                    results[seed][0][name], results[seed][1][name], results[seed][2][name] = out, x, secs
+                    log(line)
+    # methods in the order asked for, as the serial run gives them
+    return [({m: r[m] for m in methods}, {m: x[m] for m in methods}, s) for r, x, s in results]
 
 
 def run(cfg: BenchConfig, methods: Sequence[str], seeds: int,
         log: Callable[[str], None] = lambda s: None, workers: int = 1) -> tuple[dict, dict, dict]:
-    """All seeds, ``workers`` of them at a time in separate processes (each seed seeds itself, so the results do
-    not depend on ``workers``). Returns ``(json_document, samples_of_seed_0, seconds {method: {"mean","std"}})``."""
+    """All seeds; with ``workers`` > 1 as (seed, method) jobs in that many processes (every cell seeds itself, so
+    the results do not depend on ``workers``). Returns ``(json_document, samples_of_seed_0, seconds {method: {"mean","std"}})``."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown toy methods {unknown}; expected some of {list(METHODS)}")
     world = World(cfg)
-    if workers > 1 and seeds > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(min(workers, seeds), mp_context=multiprocessing.get_context("spawn"))
-        with pool:
-            jobs = [pool.submit(_seed_job, cfg, tuple(methods), seed, torch.get_num_threads()) for seed in range(seeds)]
-            results = []
-            for job in jobs:
-                *result, lines = job.result()
-                for line in lines:
-                    log(line)
-                results.append(result)
+    if workers > 1:
+        results = _run_parallel(cfg, methods, seeds, workers, log)
     else:
         results = [run_seed(world, methods, seed, log) for seed in range(seeds)]
     per_seed, secs, first = [], [], {}

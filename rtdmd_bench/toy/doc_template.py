@@ -44,7 +44,7 @@ rtdmd-bench toy --sweep dim --seeds 3 --json docs/toy_dim.json --plot docs/toy_d
 rtdmd-bench toy --docs     # this file and the README's toy section, from the three JSON files
 ```
 
-The method table: {{timing}}. One-off, on the idle machine: 480 s with one seed at a time (`--workers 1`), 371 s with two; the 5-minute target for the default run is missed by about 70 s (three seeds on two cores take two rounds; the stage-2 methods of a seed run in order because their network inits share the seed's RNG stream). The β sweep took {{beta_seconds}} s and the dimension sweep {{dim_seconds}} s on the
+The method table: {{timing}}. The (seed, method) cells run in `--workers` processes (default: one per core), each seed's pretraining and stage 1 first; every cell seeds itself, so the numbers equal a serial run's (`--workers 1`: 480 s on the same idle machine; tested on the quick schedule). The β sweep took {{beta_seconds}} s and the dimension sweep {{dim_seconds}} s on the
 same (shared, busy) 2-core machine. `--quick` finishes in seconds and is what `tests/toy/` runs, plus the default
 configuration of seed 0 for stage 1, the exact-KL mode and the calibrated mode.
 

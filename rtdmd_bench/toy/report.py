@@ -207,15 +207,15 @@ def render_toy_md(main: dict, beta: dict | None, dim: dict | None, template: str
     floor = main["noise_floor"]
     world = bench.World(bench.config_from_dict(main["config"]))
     secs = main.get("seconds", {})
+    stage2_secs = [v for k, v in secs.items() if k in main["methods"] and bench.METHODS[k][0] == "stage2"]
     slots = {
         "floors": f"MMD(p) = {floor['mmd_teacher']:.3f}, MMD(p̃) = {floor['mmd_tilted']:.3f}",
         "exact_reward": f"{world.reward.expected(world.tilted):.3f}",
         "p_reward": f"{world.reward.expected(world.data):.2f}",
         "timing": (f"{len(main['methods'])} methods × {main.get('seeds', '?')} seeds took {secs['wall']:.0f} s "
-                   f"with {main.get('workers', 1)} seed(s) at a time "
+                   f"on {main.get('workers', 1)} worker process(es) "
                    f"(per seed: pretraining {secs['_pretrain']:.1f} s, stage 1 {secs.get('_stage1', 0):.1f} s, "
-                   f"stage-2 methods {min(v for k, v in secs.items() if k in main['methods'] and k != 'teacher'):.1f}"
-                   f"–{max(v for k, v in secs.items() if k in main['methods']):.1f} s)" if "wall" in secs
+                   f"stage-2 methods {min(stage2_secs):.1f}–{max(stage2_secs):.1f} s)" if "wall" in secs and stage2_secs
                    else "(timing not recorded)"),
         "method_table": method_table(main),
         "findings": "\n".join(f"- {b}" for b in main_findings(main)),

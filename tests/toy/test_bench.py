@@ -192,8 +192,8 @@ def test_imperfect_teacher_runs_and_bad_teacher_fails():
 
 
 def test_seeds_in_worker_processes_give_the_same_results():
-    """``--workers``: each seed seeds itself, so training seeds in parallel processes changes nothing."""
+    """``--workers``: every (seed, method) cell seeds itself, so training them in worker processes changes nothing."""
     cfg = bench.quick_config()
-    serial, _, _ = bench.run(cfg, ["teacher"], seeds=2)
-    parallel, _, _ = bench.run(cfg, ["teacher"], seeds=2, workers=2)
+    serial, _, _ = bench.run(cfg, ["teacher", "grpo"], seeds=2)
+    parallel, _, _ = bench.run(cfg, ["teacher", "grpo"], seeds=2, workers=2)
     assert parallel == serial
