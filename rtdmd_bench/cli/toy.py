@@ -51,7 +51,6 @@ def toy(
 ) -> None:
     """Train every method on a Gaussian-mixture world whose teacher, reward-tilted target and metrics are exact."""
     import dataclasses
-    import json
     import time
 
     from rich.console import Console
@@ -109,20 +108,12 @@ def toy(
     console.print(f"{len(names)} methods x {seeds} seeds in {wall:.0f} s "
                   f"(shared per seed: pretrain {timing['_pretrain']['mean']:.1f} s"
                   + (f", stage 1 {timing['_stage1']['mean']:.1f} s" if "_stage1" in timing else "") + ")")
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(doc, indent=2, default=list) + "\n")
-        console.print(f"wrote {json_out}")
-    if plot is not None:
-        plot.parent.mkdir(parents=True, exist_ok=True)
-        bench.plot(bench.World(cfg), samples, str(plot), doc)
-        console.print(f"wrote {plot}")
+    _write_outputs(doc, json_out, plot, lambda path: bench.plot(bench.World(cfg), samples, path, doc), console)
 
 
 def _run_sweep(sweep: str, cfg, seeds: int, betas, dims, scales, json_out: Optional[Path], plot: Optional[Path],
                console) -> None:
     """``--sweep beta|dim``: run it, print its summary, write its JSON and figure."""
-    import json
 
     from rtdmd_bench.toy import sweeps
 
@@ -135,13 +126,22 @@ def _run_sweep(sweep: str, cfg, seeds: int, betas, dims, scales, json_out: Optio
         doc = sweeps.dim_sweep(cfg, tuple(int(d) for d in (dims or sweeps.DIMS)), tuple(scales or sweeps.SCALES),
                                seeds=seeds, log=log)
     console.print(sweeps.summary(doc))
+    _write_outputs(doc, json_out, plot, lambda path: (sweeps.plot_beta if sweep == "beta" else sweeps.plot_dim)(
+        doc, path), console)
+
+
+def _write_outputs(doc: dict, json_out: Optional[Path], plot: Optional[Path], draw, console) -> None:
+    """The results JSON (atomically: a crash never leaves half a file) and the figure ``draw(path)`` writes."""
+    import json
+
+    from rtdmd_bench.io import atomic_write_text
+
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(doc, indent=2) + "\n")
+        atomic_write_text(json_out, json.dumps(doc, indent=2, default=list) + "\n")
         console.print(f"wrote {json_out}")
     if plot is not None:
         plot.parent.mkdir(parents=True, exist_ok=True)
-        (sweeps.plot_beta if sweep == "beta" else sweeps.plot_dim)(doc, str(plot))
+        draw(str(plot))
         console.print(f"wrote {plot}")
 
 

@@ -11,6 +11,7 @@ import json
 import math
 from pathlib import Path
 
+from rtdmd_bench.io import atomic_write_text
 from rtdmd_bench.toy import bench, sweeps
 from rtdmd_bench.toy.doc_template import TEMPLATE
 
@@ -250,10 +251,10 @@ def write_docs(docs_dir: Path, readme: Path) -> list[Path]:
     dim = _load(docs_dir / "toy_dim.json", "rtdmd-bench toy --sweep dim --json docs/toy_dim.json") \
         if (docs_dir / "toy_dim.json").exists() else None
     md = docs_dir / "toy.md"
-    md.write_text(render_toy_md(main, beta, dim, TEMPLATE))
+    atomic_write_text(md, render_toy_md(main, beta, dim, TEMPLATE))
     text = readme.read_text()
     if README_BEGIN not in text or README_END not in text:
         raise DocsInputError(f"{readme} has no toy section markers ({README_BEGIN!r} … {README_END!r})")
     a, b = text.index(README_BEGIN), text.index(README_END) + len(README_END)
-    readme.write_text(text[:a] + readme_section(main) + text[b:])
+    atomic_write_text(readme, text[:a] + readme_section(main) + text[b:])
     return [md, readme]
