@@ -12,7 +12,8 @@ for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DIFFUSERS_OFFLINE", "HF_
     os.environ[_var] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker and the processes it starts share the cores with the others
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # set in each pytest-xdist worker process
+if XDIST_WORKER:  # a worker and the processes it starts share the cores with the others
     os.environ["OMP_NUM_THREADS"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -76,7 +77,7 @@ def _torch_threads():
     import torch
 
     # under pytest-xdist every worker is a process of its own: one thread each keeps the cores from thrashing
-    torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
+    torch.set_num_threads(1 if XDIST_WORKER else 2)
     yield
 
 
@@ -86,7 +87,7 @@ def tiny_weights(tmp_path_factory) -> str:
     the production writer; also exported so ``--weights tiny`` in CLI tests resolves to it."""
     from rtdmd_bench.testing import write_tiny_weights
 
-    if os.environ.get("PYTEST_XDIST_WORKER"):  # one copy for all workers (parts are built under an OS lock)
+    if XDIST_WORKER:  # one copy for all workers (parts are built under an OS lock)
         root = tmp_path_factory.getbasetemp().parent / "tiny-weights"
     else:
         root = tmp_path_factory.mktemp("tiny-weights")
